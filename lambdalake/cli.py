@@ -1,0 +1,220 @@
+"""The `lambdalake` command line. Run `lambdalake --help` for the commands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from lambdalake.config import Settings, describe, load_settings
+from lambdalake.errors import LambdalakeError
+
+
+def _setup(settings: Settings, _args: argparse.Namespace) -> int:
+    from lambdalake import jvm
+
+    jvm.fetch(settings)
+    versions = jvm.pinned_versions()
+    print(f"lambdalake: ready (Spark {versions['spark']}, Delta Lake {versions['delta']}, "
+          f"Kafka broker {versions['kafka']}; JVM cache {settings.jvm.cache_dir})")
+    return 0
+
+
+def _config(settings: Settings, _args: argparse.Namespace) -> int:
+    print(f"# settings from {settings.source}, then LAMBDALAKE_* variables")
+    for name, env, value in describe(settings):
+        print(f"{name:34} {env:42} {value}")
+    return 0
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import broker
+
+    action = {"start": broker.start, "stop": broker.stop, "status": broker.status}[args.action]
+    result = action(settings)
+    print(f"kafka: {result.detail}")
+    return 0 if args.action != "status" or result.running else 1
+
+
+def _parse_time(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a fraction must be between 0 and 1, got {text}")
+    return value
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake.generators import tolls
+
+    if args.write_customers:
+        rows = tolls.customers(args.customers, args.seed)
+        path = tolls.write_customers(settings, rows)
+        print(f"generate: wrote {len(rows)} customers to {path}")
+    if args.count:
+        options = tolls.TollsOptions(
+            count=args.count, seed=args.seed, start=args.start,
+            span=dt.timedelta(minutes=args.span_minutes), customers=args.customers,
+            late_fraction=args.late_fraction, out_of_order_fraction=args.out_of_order_fraction,
+            duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction)
+        report = tolls.produce(settings, tolls.toll_records(options), total=args.count,
+                               rate=args.rate)
+        print(f"generate: sent {report.sent} records to {settings.topics.tolls_events} in "
+              f"{report.seconds:.1f}s")
+    return 0
+
+
+def _speed(settings: Settings, args: argparse.Namespace) -> int:
+    from speed import tolls_stream
+
+    return tolls_stream.main(["--until-idle"] if args.until_idle else [])
+
+
+def _batch(settings: Settings, args: argparse.Namespace) -> int:
+    from batch import tolls_reports
+
+    return tolls_reports.main([])
+
+
+def _query(settings: Settings, args: argparse.Namespace) -> int:
+    import duckdb
+
+    from serving.engine import Serving
+    from serving.output import FORMATS
+
+    serving = Serving(settings)
+    try:
+        result = serving.query(args.sql)
+    except duckdb.Error as exc:
+        raise LambdalakeError(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        serving.close()
+    print(FORMATS[args.format](result))
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import demo
+
+    return demo.main(settings, events=args.events, seed=args.seed)
+
+
+def _pyfiles(settings: Settings, args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parent.parent
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in ("lambdalake", "batch", "speed", "serving", "schemas"):
+            for path in sorted((root / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zf.write(path, path.relative_to(root))
+    print(f"pyfiles: wrote {out} (pass it to spark-submit --py-files)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `lambdalake`."""
+    parser = argparse.ArgumentParser(prog="lambdalake", description=(
+        "Lambda-architecture pipeline: Kafka -> Spark streaming + batch -> Delta -> DuckDB. "
+        "Settings: lambdalake.toml and LAMBDALAKE_* variables (see `lambdalake config`)."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[Settings, argparse.Namespace], int],
+                help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("setup", _setup, "fetch the pinned JVM artifacts once (Maven Central), then offline")
+    command("config", _config, "show every setting, its environment variable and its value")
+    p = command("kafka", _kafka, "start, stop or show the local single-node Kafka broker")
+    p.add_argument("action", choices=["start", "stop", "status"])
+
+    gen = sub.add_parser("generate", help="generate data").add_subparsers(
+        dest="domain", required=True, metavar="DOMAIN")
+    p = gen.add_parser("tolls", help="toll events to Kafka (and the customers table)")
+    p.set_defaults(handler=_generate)
+    p.add_argument("--count", type=int, default=0, help="events to produce (default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=float, default=None, help="records per second (default: max)")
+    p.add_argument("--start", type=_parse_time, default=None,
+                   help="event time of the first event (default: span before now)")
+    p.add_argument("--span-minutes", type=float, default=60.0,
+                   help="event times spread over this many minutes (default 60)")
+    p.add_argument("--customers", type=int, default=200, help="customer count (default 200)")
+    p.add_argument("--write-customers", action="store_true",
+                   help="also (over)write the customers table in the lake")
+    for kind in ("late", "out-of-order", "duplicate", "malformed"):
+        p.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
+                       help=f"fraction of {kind} records (default 0)")
+
+    p = sub.add_parser("speed", help="the streaming job").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    run = p.add_parser("run", help="run the tolls streaming job")
+    run.set_defaults(handler=_speed)
+    run.add_argument("--until-idle", action="store_true",
+                     help="process what is in Kafka now, then exit")
+
+    p = sub.add_parser("batch", help="batch jobs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    run = p.add_parser("run", help="run a batch job")
+    run.set_defaults(handler=_batch)
+    run.add_argument("job", choices=["tolls-reports"])
+
+    p = command("query", _query, "run SQL on the serving layer (merged views and lake tables)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("sql")
+
+    p = command("demo", _demo, "run the whole tolls pipeline end to end and check it")
+    p.add_argument("--events", type=int, default=20_000, help="events in the first wave")
+    p.add_argument("--seed", type=int, default=42)
+
+    p = command("pyfiles", _pyfiles, "zip the job packages for spark-submit --py-files")
+    p.add_argument("output", nargs="?", default="dist/lambdalake-jobs.zip")
+    return parser
+
+
+def _java_error_line(exc: BaseException) -> str | None:
+    name = type(exc).__name__
+    if name in ("Py4JJavaError", "AnalysisException", "StreamingQueryException",
+                "IllegalArgumentException", "CapturedException", "Py4JNetworkError"):
+        text = str(exc).strip().splitlines()
+        return f"{name}: {text[0] if text else ''}"[:400]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return args.handler(settings, args)
+    except LambdalakeError as exc:
+        print(f"lambdalake: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `lambdalake query ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("lambdalake: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        line = _java_error_line(exc)
+        if line is None:
+            raise
+        print(f"lambdalake: error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

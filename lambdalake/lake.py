@@ -1,0 +1,56 @@
+"""Where each table and checkpoint lives, and the Delta writes the jobs share (at the edges)."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+import schemas
+from lambdalake.config import Settings
+from lambdalake.errors import LambdalakeError
+
+
+def table_path(settings: Settings, name: str) -> str:
+    """Location of table `name`: `<lake root>/<layer>/<name>` (layer from its spec)."""
+    layer = schemas.load(name).layer
+    return f"{settings.lake.root.rstrip('/')}/{layer}/{name}"
+
+
+def checkpoint_path(settings: Settings, query: str) -> str:
+    """Checkpoint location of streaming query `query`."""
+    return f"{settings.checkpoint.root.rstrip('/')}/{query}"
+
+
+def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
+    """Create table `name` empty with its spec's schema if it does not exist; return its path."""
+    path = table_path(settings, name)
+    spec = schemas.load(name)
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(
+        schemas.spark_schema(name))
+    if spec.partition_by:
+        builder = builder.partitionedBy(*spec.partition_by)
+    builder.execute()
+    return path
+
+
+def write_tagged(df: DataFrame, path: str, mode: str, tag: str,
+                 txn: tuple[str, int] | None = None) -> None:
+    """Write `df` to the Delta table at `path` in one commit whose userMetadata is `tag`.
+
+    With `txn=(app_id, version)` the write is idempotent: Delta skips a commit it already has for
+    that application and version (a micro-batch replayed after a crash).
+    """
+    writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
+    if txn is not None:
+        writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+    writer.save(path)
+
+
+def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) -> int:
+    """Delta version of the recent commit written with userMetadata `tag`."""
+    rows = (DeltaTable.forPath(spark, path).history(depth)
+            .where(F.col("userMetadata") == tag).select("version").collect())
+    if not rows:
+        raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
+    return int(rows[0][0])

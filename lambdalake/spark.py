@@ -1,0 +1,63 @@
+"""The one SparkSession factory of lambdalake (call it only inside a job's `main()` or a fixture).
+
+Like delta-io's `configure_spark_with_delta_pip`, it adds the Delta Lake and Spark-Kafka artifacts:
+locally from the JVM cache filled by `lambdalake setup` (so jobs start offline); under
+`spark-submit` it leaves the classpath and master to the command line (`--packages`, `--master`).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+from pyspark.sql import SparkSession
+
+from lambdalake import jvm
+from lambdalake.config import Settings
+
+_DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+_BASE_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+}
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process was launched by spark-submit (the JVM is already up)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
+    """The Spark configuration the factory applies (pure: no session is created)."""
+    conf = {"spark.app.name": app_name, **_DELTA_CONF, **_BASE_CONF,
+            "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions)}
+    if not under_spark_submit():
+        if settings.spark.master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        log4j = resources.files("lambdalake.resources").joinpath("spark-log4j2.properties")
+        conf.update({
+            "spark.master": settings.spark.master,
+            "spark.driver.memory": settings.spark.driver_memory,
+            "spark.jars": ",".join(jvm.jars(settings, "spark")),
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j}",
+            "spark.ui.enabled": "false",
+        })
+    conf.update(settings.spark.conf)
+    return conf
+
+
+def create_spark_session(settings: Settings, app_name: str) -> SparkSession:
+    """Create (or get) the SparkSession with Delta, Kafka and lambdalake's settings."""
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

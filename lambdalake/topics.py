@@ -1,0 +1,62 @@
+"""Kafka clients for lambdalake (kafka-python): reachability, topics, producers."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from lambdalake.config import Settings
+from lambdalake.errors import LambdalakeError
+
+
+def _unreachable(settings: Settings) -> LambdalakeError:
+    return LambdalakeError(
+        f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: start the local broker with "
+        "`lambdalake kafka start`, or point LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS at your cluster"
+    )
+
+
+def admin_client(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClient:
+    """An admin client, or a one-line error when no broker answers."""
+    try:
+        return KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                request_timeout_ms=int(timeout_s * 1000),
+                                client_id="lambdalake-admin")
+    except (NoBrokersAvailable, KafkaError, OSError, ValueError):
+        raise _unreachable(settings) from None
+
+
+def ensure_topics(settings: Settings, *topics: str) -> None:
+    """Create the topics that do not exist yet (with the configured partition count)."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(t, settings.kafka.topic_partitions, 1) for t in topics if t not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, *topics: str) -> None:
+    """Delete the topics that exist (the demo and tests start from empty topics)."""
+    admin = admin_client(settings)
+    try:
+        doomed = [t for t in topics if t in set(admin.list_topics())]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+
+
+def producer(settings: Settings, **config: object) -> KafkaProducer:
+    """A producer with acks=all and idempotence-friendly retries, or a one-line error."""
+    try:
+        return KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+                             linger_ms=5, batch_size=256 * 1024, retries=5, **config)
+    except (NoBrokersAvailable, KafkaError, OSError, ValueError):
+        raise _unreachable(settings) from None
