@@ -1,0 +1,53 @@
+"""Reports computed directly from events with DuckDB: the ground truth the merged views must equal.
+
+This is deliberately independent of the Spark transformations: plain SQL over the accepted events
+(as the generator made them), used by the demo's `check:` line and by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+
+import schemas
+
+REPORT_SQL = {
+    "tolls_customer_monthly_spend": """
+        select customer_id, cast(date_trunc('month', event_time) as date) as month,
+               count(*) as transaction_count, cast(sum(amount) as decimal(18,2)) as spend
+        from events group by all""",
+    "tolls_plaza_revenue_30m": """
+        select plaza_id, time_bucket(interval 30 minutes, event_time) as bucket_start,
+               count(*) as vehicle_count, cast(sum(amount) as decimal(18,2)) as revenue
+        from events group by all""",
+}
+
+
+def events_table(events: Iterable[dict]) -> pa.Table:
+    """Arrow table of events (dicts with the event fields) in the tolls_event schema."""
+    return pa.Table.from_pylist(list(events), schema=schemas.arrow_schema("tolls_event"))
+
+
+def expected_reports(events: Iterable[dict]) -> dict[str, set[tuple]]:
+    """Every merged report as a set of rows, computed by DuckDB over `events`."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("events", events_table(events))
+        return {name: set(con.execute(sql).fetchall()) for name, sql in REPORT_SQL.items()}
+    finally:
+        con.close()
+
+
+def differences(expected: dict[str, set[tuple]], actual: dict[str, set[tuple]]) -> list[str]:
+    """Human-readable differences between expected and actual report rows (empty if equal)."""
+    out = []
+    for name, rows in expected.items():
+        got = actual.get(name, set())
+        missing, extra = rows - got, got - rows
+        if missing or extra:
+            out.append(f"{name}: {len(missing)} expected rows missing, {len(extra)} unexpected "
+                       f"(e.g. missing {sorted(missing)[:2]}, unexpected {sorted(extra)[:2]})")
+    return out
