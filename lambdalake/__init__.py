@@ -1,3 +1,3 @@
-"""lambdalake: shared runtime (config, the SparkSession factory, lake paths, the local Kafka broker, CLI)."""
+"""lambdalake: shared runtime (config, SparkSession factory, lake paths, local Kafka, CLI)."""
 
 __version__ = "0.1.0"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, plaza_revenue_30m
@@ -118,7 +119,7 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
 
 
 def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
-                totals: StreamTotals):  # noqa: ANN201 (a py4j-backed StreamingQuery)
+                totals: StreamTotals) -> StreamingQuery:
     """Start the streaming query: Kafka source -> foreachBatch(batch_processor)."""
     for name in TABLES:
         lake.ensure_table(spark, settings, name)

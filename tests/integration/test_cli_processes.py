@@ -1,0 +1,71 @@
+"""The CLI as users run it: separate processes, real broker, real Spark."""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from lambdalake import topics
+from lambdalake.generators import tolls
+
+
+def cli_env(settings, **extra):
+    env = dict(os.environ)
+    env.update({
+        "LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "LAMBDALAKE_KAFKA_LOCAL_CONTROLLER_PORT": str(settings.kafka.local_controller_port),
+        "LAMBDALAKE_LAKE_ROOT": settings.lake.root,
+        "LAMBDALAKE_CHECKPOINT_ROOT": settings.checkpoint.root,
+        "LAMBDALAKE_STATE_DIR": settings.state.dir,
+        "LAMBDALAKE_TOPICS_TOLLS_EVENTS": settings.topics.tolls_events,
+        "LAMBDALAKE_SPARK_DRIVER_MEMORY": "1g",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def lambdalake(*args, env, timeout=120):
+    return subprocess.run([sys.executable, "-m", "lambdalake.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_kafka_status_reports_the_running_broker(kafka_broker, settings):
+    result = lambdalake("kafka", "status", env=cli_env(settings))
+    assert result.returncode == 0
+    assert "running" in result.stdout and "accepting connections" in result.stdout
+
+
+def test_missing_broker_is_one_readable_line(settings, tmp_path):
+    env = cli_env(settings, LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    result = lambdalake("speed", "run", "--until-idle", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "lambdalake: error: cannot reach Kafka at 127.0.0.1:1: start the local broker with "
+        "`lambdalake kafka start`, or point LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS at your cluster"]
+
+
+def test_streaming_job_stops_gracefully_on_sigterm(kafka_broker, settings):
+    env = cli_env(settings)
+    topics.ensure_topics(settings, settings.topics.tolls_events)
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    tolls.produce(settings, tolls.toll_records(tolls.TollsOptions(count=200, seed=3,
+                                                                   start=start)),
+                  progress=False)
+    job = subprocess.Popen([sys.executable, "-m", "lambdalake.cli", "speed", "run"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = job.stdout.readline()
+        lines.append(line)
+        if "landed 200" in line or not line:
+            break
+    assert any("landed 200" in line for line in lines), lines
+    job.send_signal(signal.SIGTERM)
+    out, _ = job.communicate(timeout=60)
+    assert job.returncode == 0, out
+    assert "stopping after the current micro-batch" in out
+    assert "speed: done:" in out and "landed 200" in out

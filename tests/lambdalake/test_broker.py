@@ -1,0 +1,31 @@
+import socket
+
+import pytest
+
+from lambdalake import broker
+from lambdalake.errors import LambdalakeError
+
+
+def test_taken_port_is_a_one_line_error(base_settings, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = base_settings.replace(kafka={"bootstrap_servers": f"127.0.0.1:{port}"},
+                                         state={"dir": str(tmp_path)})
+        with pytest.raises(LambdalakeError, match=f"port 127.0.0.1:{port} is taken"):
+            broker.start(settings)
+
+
+def test_local_broker_refuses_a_remote_address(base_settings):
+    settings = base_settings.replace(kafka={"bootstrap_servers": "kafka-1.example:9092"})
+    with pytest.raises(LambdalakeError, match="only runs on one loopback address"):
+        broker.start(settings)
+
+
+def test_stale_pid_file_is_reported(base_settings, tmp_path):
+    settings = base_settings.replace(state={"dir": str(tmp_path)})
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "broker.pid").write_text("999999")
+    status = broker.status(settings)
+    assert not status.running and "stale pid file" in status.detail

@@ -1,0 +1,106 @@
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
+
+from lambdalake.config import ValidationSettings
+from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+KAFKA_SCHEMA = T.StructType([
+    T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
+    T.StructField("topic", T.StringType()), T.StructField("partition", T.IntegerType()),
+    T.StructField("offset", T.LongType()), T.StructField("timestamp", T.TimestampType()),
+    T.StructField("ingested_at", T.TimestampType()),
+])
+GOOD = {"transaction_id": "t-1", "customer_id": "C00001", "plate": "ABC123", "plaza_id": "P01",
+        "lane": 3, "vehicle_class": 2, "amount": 4.25, "currency": "USD",
+        "event_time": "2026-11-23T11:58:00.250+00:00"}
+
+
+def kafka_rows(spark, *values: bytes | None):
+    rows = [(None, v, "tolls.events", 0, i, NOW.replace(tzinfo=None), NOW.replace(tzinfo=None))
+            for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def payload(**changes) -> bytes:
+    body = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+DEFAULTS = ValidationSettings()
+
+
+def reasons(spark, *values, settings=DEFAULTS):
+    df = kafka_rows(spark, *values).transform(validate_toll_records(settings))
+    return [r.rejection_reason for r in df.orderBy("offset").collect()]
+
+
+def test_good_events_are_typed_exactly(spark):
+    df = kafka_rows(spark, payload(), payload(transaction_id="t-2", amount="12.50",
+                                              event_time="2026-11-23T06:58:00-05:00"))
+    landed = df.transform(validate_toll_records(ValidationSettings())).transform(
+        accepted_events(ingest_batch_id=7))
+    got = landed.select("transaction_id", "lane", "vehicle_class", "amount", "event_time",
+                        "kafka_offset", "ingest_batch_id")
+    expected = spark.createDataFrame(
+        [("t-1", 3, 2, Decimal("4.25"), dt.datetime(2026, 11, 23, 11, 58, 0, 250000), 0, 7),
+         ("t-2", 3, 2, Decimal("12.50"), dt.datetime(2026, 11, 23, 11, 58), 1, 7)],
+        "transaction_id string, lane int, vehicle_class int, amount decimal(12,2), "
+        "event_time timestamp, kafka_offset long, ingest_batch_id long")
+    assertDataFrameEqual(got, expected)
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b"{\"transaction_id\": ", "malformed JSON: not a valid JSON object"),
+    (b"[1, 2, 3]", "malformed JSON: not a valid JSON object"),
+    (b"\xff\xfe" + payload(), "value is not valid UTF-8"),
+    (b"", "empty message"),
+    (None, "empty message"),
+    (payload(plaza_id=...), "missing field plaza_id"),
+    (payload(plate=None), "field plate is null"),
+    (payload(customer_id=" "), "field customer_id is empty"),
+    (payload(lane="3"), "field lane must be a JSON integer"),
+    (payload(vehicle_class=2.5), "field vehicle_class must be a JSON integer"),
+    (payload(vehicle_class=9), "vehicle_class must be 1-5, got 9"),
+    (payload(amount=-1.5), "amount is negative: -1.5"),
+    (payload(amount="4.255"), "amount is not a decimal with at most 2 places: 4.255"),
+    (payload(amount="twelve"), "amount is not a decimal with at most 2 places: twelve"),
+    (payload(amount=25000), "amount is above the limit 1000.00: 25000"),
+    (payload(currency="EUR"), "unsupported currency: EUR"),
+    (payload(event_time="2026-11-23T11:58:00"), "event_time is not ISO-8601 with an offset"),
+    (payload(event_time="2026-11-23T14:00:00Z"), "event_time is in the future"),
+    (payload(event_time="2020-01-01T00:00:00Z"), "event_time is over 400 days old"),
+    (payload(colour="red"), "unexpected field(s): colour"),
+    (b'{"transaction_id": "a", "transaction_id": "b"}', "duplicate field name(s)"),
+])
+def test_bad_records_get_a_clear_reason(spark, value, reason):
+    (got,) = reasons(spark, value)
+    assert got is not None and reason in got
+
+
+def test_every_reason_of_a_record_is_listed(spark):
+    (got,) = reasons(spark, payload(plaza_id=..., vehicle_class=0, currency="EUR"))
+    assert got == ("missing field plaza_id; vehicle_class must be 1-5, got 0; "
+                   "unsupported currency: EUR")
+
+
+def test_oversized_messages_are_rejected(spark):
+    settings = ValidationSettings(max_message_bytes=100)
+    (got,) = reasons(spark, payload(plate="X" * 200), settings=settings)
+    assert got.startswith("oversized message:") and "(limit 100)" in got
+
+
+def test_split_keeps_every_record(spark):
+    df = kafka_rows(spark, payload(), b"nope", payload(transaction_id="t-3"), None)
+    validated = df.transform(validate_toll_records(ValidationSettings()))
+    landed = validated.transform(accepted_events(1))
+    quarantined = validated.transform(quarantined_records(1))
+    assert landed.count() + quarantined.count() == 4
+    bad = {r.kafka_offset: (r.raw_value, r.reason) for r in quarantined.collect()}
+    assert bad[1] == (bytearray(b"nope"), "malformed JSON: not a valid JSON object")
+    assert bad[3] == (None, "empty message")
