@@ -33,7 +33,7 @@ lint: setup
 	@$(BIN)/ruff check .
 
 bench: setup
-	@$(BIN)/python bench/speed_throughput.py
+	@$(BIN)/python -m bench.speed_throughput
 
 kafka-start: setup
 	@$(BIN)/lambdalake kafka start

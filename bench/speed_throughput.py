@@ -1,0 +1,42 @@
+"""Speed-layer throughput: N events already in Kafka, processed to landing + speed views.
+
+Usage: .venv/bin/python bench/speed_throughput.py [--events 1000000] [--max-per-batch 500000]
+Prints events/s of the streaming job (until-idle), excluding producing and JVM start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+from bench.common import bench_environment
+from lambdalake.generators import tolls
+from lambdalake.spark import create_spark_session
+from speed import tolls_stream
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--max-per-batch", type=int, default=500_000)
+    args = parser.parse_args()
+    with bench_environment() as settings:
+        settings = settings.replace(kafka={"max_offsets_per_trigger": args.max_per_batch})
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)
+        options = tolls.TollsOptions(count=args.events, seed=1, start=start,
+                                     span=dt.timedelta(hours=6), customers=10_000)
+        report = tolls.produce(settings, tolls.toll_records(options), total=args.events)
+        print(f"produced {report.sent} events in {report.seconds:.1f}s "
+              f"({report.sent / report.seconds:,.0f}/s, kafka-python)")
+        spark = create_spark_session(settings, "lambdalake-bench-throughput")
+        began = time.monotonic()
+        totals = tolls_stream.run(spark, settings, until_idle=True)
+        seconds = time.monotonic() - began
+        print(f"speed layer: {totals.landed} events landed + speed views in {seconds:.1f}s over "
+              f"{totals.batches} micro-batches = {totals.read / seconds:,.0f} events/s")
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
