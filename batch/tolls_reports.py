@@ -26,9 +26,15 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 import schemas
-from batch.tolls.views import customer_monthly_spend, plaza_revenue_30m
+from batch.tolls.views import (
+    customer_monthly_spend,
+    customer_spend_10m,
+    daily_class_traffic,
+    plaza_revenue_30m,
+)
 from lambdalake import lake
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
@@ -36,8 +42,13 @@ from lambdalake.spark import create_spark_session
 
 BATCH_VIEWS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "tolls_customer_monthly_spend": customer_monthly_spend(),
+    "tolls_customer_spend_10m": customer_spend_10m(),
     "tolls_plaza_revenue_30m": plaza_revenue_30m(),
+    "tolls_daily_class_traffic": daily_class_traffic(),
 }
+# Speed tables whose rows a published run covers; see `prune_speed_views`.
+SPEED_TABLES = ("speed_tolls_customer_spend_10m", "speed_tolls_plaza_revenue_30m",
+                "speed_tolls_daily_class_traffic")
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class BatchRun:
     landed_event_count: int
     view_versions: dict[str, int]
     seconds: float
+    pruned_through: int | None = None
 
 
 def read_landing(spark: SparkSession, settings: Settings) -> tuple[int, DataFrame]:
@@ -84,9 +96,31 @@ def run(spark: SparkSession, settings: Settings) -> BatchRun:
         [(run_id, name, version, landing_version, count, started_at, published_at)
          for name, version in versions.items()],
         schema=schemas.spark_schema("batch_runs"))
-    lake.write_tagged(log, lake.ensure_table(spark, settings, "batch_runs"), "append",
-                      f"batch:{run_id}:publish")
-    return BatchRun(run_id, landing_version, count, versions, time.monotonic() - started)
+    runs_path = lake.ensure_table(spark, settings, "batch_runs")
+    lake.write_tagged(log, runs_path, "append", f"batch:{run_id}:publish")
+    pruned = prune_speed_views(spark, settings)
+    return BatchRun(run_id, landing_version, count, versions, time.monotonic() - started, pruned)
+
+
+def prune_speed_views(spark: SparkSession, settings: Settings) -> int | None:
+    """Delete speed rows that the previous published run already covered; return its cut-over.
+
+    Rows covered by the latest run stop counting at once; they are deleted one run later, so a
+    reader that loaded the previous run's cut-over a moment ago still finds every row it needs.
+    This keeps the speed tables bounded by about two batch intervals of data.
+    """
+    runs = (spark.read.format("delta").load(lake.table_path(settings, "batch_runs"))
+            .groupBy("run_id").agg(F.max("published_at").alias("at"),
+                                   F.min("landing_version").alias("cutover"))
+            .orderBy(F.col("at").desc()).limit(2).collect())
+    if len(runs) < 2:
+        return None
+    cutover = int(runs[1]["cutover"])
+    for name in SPEED_TABLES:
+        path = lake.table_path(settings, name)
+        if DeltaTable.isDeltaTable(spark, path):
+            DeltaTable.forPath(spark, path).delete(F.col("landing_version") <= cutover)
+    return cutover
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,7 @@ class ValidationSettings:
     max_message_bytes: int = 65_536
     max_event_age_days: int = 400
     max_future_minutes: int = 60
+    duplicate_window_days: int = 30
 
 
 @dataclass(frozen=True)

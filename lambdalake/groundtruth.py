@@ -18,6 +18,15 @@ REPORT_SQL = {
         select customer_id, cast(date_trunc('month', event_time) as date) as month,
                count(*) as transaction_count, cast(sum(amount) as decimal(18,2)) as spend
         from events group by all""",
+    "tolls_customer_spend_10m": """
+        select customer_id, time_bucket(interval 10 minutes, event_time) as window_start,
+               time_bucket(interval 10 minutes, event_time) + interval 10 minutes as window_end,
+               count(*) as transaction_count, cast(sum(amount) as decimal(18,2)) as spend
+        from events group by all""",
+    "tolls_daily_class_traffic": """
+        select cast(event_time as date) as day, vehicle_class, count(*) as vehicle_count,
+               cast(sum(amount) as decimal(18,2)) as revenue
+        from events group by all""",
     "tolls_plaza_revenue_30m": """
         select plaza_id, time_bucket(interval 30 minutes, event_time) as bucket_start,
                count(*) as vehicle_count, cast(sum(amount) as decimal(18,2)) as revenue

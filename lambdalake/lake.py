@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 import schemas
 from lambdalake.config import Settings
@@ -47,10 +46,15 @@ def write_tagged(df: DataFrame, path: str, mode: str, tag: str,
     writer.save(path)
 
 
+def recent_commits(spark: SparkSession, path: str, depth: int = 50) -> list[tuple[int, str]]:
+    """(version, userMetadata) of the table's most recent commits, newest first."""
+    rows = DeltaTable.forPath(spark, path).history(depth).select("version", "userMetadata")
+    return [(int(r[0]), r[1]) for r in rows.collect()]
+
+
 def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) -> int:
     """Delta version of the recent commit written with userMetadata `tag`."""
-    rows = (DeltaTable.forPath(spark, path).history(depth)
-            .where(F.col("userMetadata") == tag).select("version").collect())
-    if not rows:
-        raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
-    return int(rows[0][0])
+    for version, metadata in recent_commits(spark, path, depth):
+        if metadata == tag:
+            return version
+    raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")

@@ -6,7 +6,8 @@ repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
 `speed.tolls_customer_spend_10m`, `batch.tolls_customer_monthly_spend`, `batch.runs`, ... Batch
 views are read at the Delta version their latest run published (`batch.runs`), and
 `batch.cutover` says which landing version each covers. The merged views (`serving/sql/*.sql`,
-one file per view) are in the main schema under the report names.
+one file per view) are in the main schema under the report names, with
+`tolls_customer_spend_this_month` and `tolls_report_freshness` over them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import schemas
 from lambdalake import lake
 from lambdalake.config import Settings
 
-MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_plaza_revenue_30m")
+MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
+                "tolls_plaza_revenue_30m", "tolls_daily_class_traffic")
+# Views over the merged views (also one SQL file each), created after them.
+DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness")
 LAYERS = ("landing", "quarantine", "speed", "batch", "reference")
 
 
@@ -47,7 +51,7 @@ def _open(path: str, version: int | None = None) -> DeltaTable | None:
 def render_view_sql(view: str) -> str:
     """The SQL of a merged view with its schema names filled in."""
     text = resources.files("serving").joinpath("sql", f"{view}.sql").read_text()
-    return text.format(batch="batch", speed="speed")
+    return text.format(main="main", batch="batch", speed="speed", reference="reference")
 
 
 class Serving:
@@ -89,7 +93,7 @@ class Serving:
                          for view in MERGED_VIEWS)
         self.con.execute("CREATE OR REPLACE VIEW batch.cutover AS SELECT * FROM (VALUES "
                          f"{rows}) AS t(view_name, landing_version)")
-        for view in MERGED_VIEWS:
+        for view in (*MERGED_VIEWS, *DERIVED_VIEWS):
             self.con.execute(f"CREATE OR REPLACE VIEW main.{view} AS {render_view_sql(view)}")
 
     def query(self, sql: str) -> pa.Table:

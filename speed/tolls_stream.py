@@ -2,8 +2,10 @@
 
 Per micro-batch it validates every record, appends accepted events (with their Kafka topic,
 partition, offset and ingest time) to the landing zone, writes rejected records with their reason
-to quarantine, and appends the speed views' partial rows tagged with the landing commit's Delta
-version, so the serving layer can tell which speed rows a batch run has covered. Every write is an
+to quarantine, sets aside duplicates (a transaction_id already landed: kept in quarantine with a
+`duplicate:` reason and counted), and appends the speed views' partial rows tagged with the
+landing commit's Delta version, so the serving layer can tell which speed rows a batch run has
+covered. Every write is an
 idempotent Delta append (txnAppId/txnVersion), so a replayed micro-batch after a crash is not
 written twice.
 
@@ -24,6 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,17 +34,19 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 import schemas
-from batch.tolls.views import customer_spend_10m, plaza_revenue_30m
+from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
 from lambdalake import lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
+from speed.tolls.dedupe import flag_duplicates, outcome
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
 
 QUERY_NAME = "tolls_stream"
 SPEED_VIEWS: dict[str, Callable[..., Callable[[DataFrame], DataFrame]]] = {
     "speed_tolls_customer_spend_10m": customer_spend_10m,
     "speed_tolls_plaza_revenue_30m": plaza_revenue_30m,
+    "speed_tolls_daily_class_traffic": daily_class_traffic,
 }
 TABLES = ("tolls_landing", "tolls_quarantine", "tolls_stream_progress", *SPEED_VIEWS)
 
@@ -54,7 +59,16 @@ class StreamTotals:
     read: int = 0
     landed: int = 0
     quarantined: int = 0
+    duplicates: int = 0
     log: list[str] = field(default_factory=list)
+
+    def add(self, counts: dict[str, int]) -> None:
+        """Count one micro-batch's outcomes (landed, quarantined, duplicate)."""
+        self.batches += 1
+        self.read += sum(counts.values())
+        self.landed += counts.get("landed", 0)
+        self.quarantined += counts.get("quarantined", 0)
+        self.duplicates += counts.get("duplicate", 0)
 
 
 def _append(df: DataFrame, path: str, app_id: str, batch_id: int, tag: str) -> None:
@@ -68,6 +82,14 @@ def _stream_app_id(spark: SparkSession, checkpoint: str) -> str:
     return f"lambdalake-{QUERY_NAME}-{json.loads(text)['id']}"
 
 
+def _landed_ids(spark: SparkSession, settings: Settings, path: str, version: int,
+                now: dt.datetime) -> DataFrame:
+    """transaction_ids landed up to `version`, within the duplicate window (by ingest date)."""
+    since = (now - dt.timedelta(days=settings.validation.duplicate_window_days)).date()
+    return (spark.read.format("delta").option("versionAsOf", version).load(path)
+            .where(F.col("ingest_date") >= F.lit(since)).select("transaction_id"))
+
+
 def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
                     totals: StreamTotals) -> Callable[[DataFrame, int], None]:
     """The foreachBatch function of the streaming query."""
@@ -79,37 +101,48 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
         app_id = state.setdefault("app_id", _stream_app_id(spark, checkpoint))
         tag = f"{app_id}:{batch_id}"
         now = dt.datetime.now(dt.timezone.utc)
+        landing = paths["tolls_landing"]
+        commits = lake.recent_commits(spark, landing)
+        replayed = next((v for v, meta in commits if meta == tag), None)
+        # duplicates are judged against what was landed before this micro-batch, also on replay
+        before = replayed - 1 if replayed is not None else commits[0][0]
         records = (raw.withColumn("ingested_at", F.lit(now).cast("timestamp"))
                    .transform(validate_toll_records(settings.validation))
+                   .transform(flag_duplicates(_landed_ids(spark, settings, landing, before, now)))
+                   .transform(outcome)
                    .persist())
         try:
-            counts = {bool(r[0]): r[1] for r in records.groupBy(
-                F.col("rejection_reason").isNull()).count().collect()}
-            landed, quarantined = counts.get(True, 0), counts.get(False, 0)
+            counts = dict(records.groupBy("outcome").count().collect())
+            landed = counts.get("landed", 0)
+            rejected = counts.get("quarantined", 0) + counts.get("duplicate", 0)
             landing_version = None
+            writes: list[tuple[DataFrame, str]] = []
             if landed:
                 events = records.transform(accepted_events(batch_id))
-                _append(events, paths["tolls_landing"], app_id, batch_id, tag)
-                landing_version = lake.commit_version(spark, paths["tolls_landing"], tag)
+                _append(events, landing, app_id, batch_id, tag)
+                landing_version = (replayed if replayed is not None
+                                   else lake.commit_version(spark, landing, tag))
                 tagged = events.withColumn("landing_version", F.lit(landing_version).cast("long"))
-                for name, view in SPEED_VIEWS.items():
-                    _append(tagged.transform(view(by=["landing_version"])), paths[name],
-                            app_id, batch_id, tag)
-            if quarantined:
-                _append(records.transform(quarantined_records(batch_id)),
-                        paths["tolls_quarantine"], app_id, batch_id, tag)
+                writes += [(tagged.transform(view(by=["landing_version"])), paths[name])
+                           for name, view in SPEED_VIEWS.items()]
+            if rejected:
+                writes.append((records.transform(quarantined_records(batch_id)),
+                               paths["tolls_quarantine"]))
+            with ThreadPoolExecutor(max_workers=len(writes) or 1) as pool:
+                for done in [pool.submit(_append, df, path, app_id, batch_id, tag)
+                             for df, path in writes]:
+                    done.result()
             progress = spark.createDataFrame(
-                [(batch_id, landed + quarantined, landed, quarantined, landing_version, now)],
+                [(batch_id, sum(counts.values()), landed, counts.get("quarantined", 0),
+                  counts.get("duplicate", 0), landing_version, now)],
                 schema=schemas.spark_schema("tolls_stream_progress"))
             _append(progress, paths["tolls_stream_progress"], app_id, batch_id, tag)
         finally:
             records.unpersist()
-        totals.batches += 1
-        totals.read += landed + quarantined
-        totals.landed += landed
-        totals.quarantined += quarantined
-        line = (f"speed: batch {batch_id}: read {landed + quarantined}, landed {landed}, "
-                f"quarantined {quarantined}"
+        totals.add(counts)
+        line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed {landed}, "
+                f"quarantined {counts.get('quarantined', 0)}, "
+                f"duplicates {counts.get('duplicate', 0)}"
                 + (f" (landing v{landing_version})" if landing_version is not None else "")
                 + f" in {time.monotonic() - started:.1f}s")
         totals.log.append(line)
@@ -181,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     spark = create_spark_session(settings, "lambdalake-speed-tolls")
     totals = run(spark, settings, until_idle=args.until_idle)
     print(f"speed: done: {totals.batches} micro-batches, read {totals.read}, landed "
-          f"{totals.landed}, quarantined {totals.quarantined}", flush=True)
+          f"{totals.landed}, quarantined {totals.quarantined}, duplicates {totals.duplicates}",
+          flush=True)
     return 0
 
 

@@ -53,3 +53,14 @@ def plaza_revenue_30m(by: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame
                      _money_sum("amount").alias("revenue")))
 
     return transform
+
+
+def daily_class_traffic(by: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+    """Vehicle count and revenue per vehicle class per day (UTC)."""
+
+    def transform(events: DataFrame) -> DataFrame:
+        return (events.groupBy(*by, F.to_date("event_time").alias("day"), "vehicle_class")
+                .agg(F.count(F.lit(1)).alias("vehicle_count"),
+                     _money_sum("amount").alias("revenue")))
+
+    return transform

@@ -3,7 +3,12 @@ from decimal import Decimal
 
 from pyspark.testing import assertDataFrameEqual
 
-from batch.tolls.views import customer_monthly_spend, customer_spend_10m, plaza_revenue_30m
+from batch.tolls.views import (
+    customer_monthly_spend,
+    customer_spend_10m,
+    daily_class_traffic,
+    plaza_revenue_30m,
+)
 
 EVENTS_SCHEMA = ("customer_id string, plaza_id string, amount decimal(12,2), "
                  "event_time timestamp, landing_version long")
@@ -56,3 +61,17 @@ def test_plaza_revenue_30m_grouped_by_landing_version(spark):
         "revenue decimal(18,2)")
     got = events(spark).transform(plaza_revenue_30m(by=["landing_version"]))
     assertDataFrameEqual(got, expected)
+
+
+def test_daily_class_traffic_by_utc_day(spark):
+    t = dt.datetime
+    rows = [(1, Decimal("2.50"), t(2026, 11, 1, 23, 59, 59)), (1, Decimal("2.75"), t(2026, 11, 2)),
+            (1, Decimal("2.50"), t(2026, 11, 2, 8)), (5, Decimal("12.25"), t(2026, 11, 2, 9))]
+    events_df = spark.createDataFrame(rows, "vehicle_class int, amount decimal(12,2), "
+                                            "event_time timestamp")
+    expected = spark.createDataFrame(
+        [(dt.date(2026, 11, 1), 1, 1, Decimal("2.50")),
+         (dt.date(2026, 11, 2), 1, 2, Decimal("5.25")),
+         (dt.date(2026, 11, 2), 5, 1, Decimal("12.25"))],
+        "day date, vehicle_class int, vehicle_count long, revenue decimal(18,2)")
+    assertDataFrameEqual(events_df.transform(daily_class_traffic()), expected)

@@ -11,7 +11,7 @@ from batch import tolls_reports
 from lambdalake import lake, topics
 from lambdalake.generators import tolls
 from lambdalake.groundtruth import differences, events_table, expected_reports
-from serving.engine import Serving
+from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
 
 
@@ -43,7 +43,7 @@ def wave(settings, count, seed, start, **fractions):
 def merged(serving):
     serving.refresh()
     return {view: set(serving.con.execute(f"select * from {view}").fetchall())
-            for view in ("tolls_customer_monthly_spend", "tolls_plaza_revenue_30m")}
+            for view in MERGED_VIEWS}
 
 
 def read_table(spark, settings, name):
@@ -100,8 +100,11 @@ def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spar
     settings = pipeline
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     accepted = wave(settings, 3000, seed=21, start=now - dt.timedelta(hours=3),
-                    late_fraction=0.05, out_of_order_fraction=0.05, malformed_fraction=0.02)
-    tolls_stream.run(spark, settings, until_idle=True)
+                    late_fraction=0.05, out_of_order_fraction=0.05, malformed_fraction=0.02,
+                    duplicate_fraction=0.03)
+    totals = tolls_stream.run(spark, settings, until_idle=True)
+    assert totals.landed == len(accepted) and totals.duplicates > 50
+    assert totals.read == totals.landed + totals.quarantined + totals.duplicates
     serving = Serving(settings)
 
     # the speed view alone: every accepted event in its 10-minute window
@@ -121,7 +124,7 @@ def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spar
     assert run1.landed_event_count == len(accepted)
     serving.refresh()
     batch_only = {view: set(serving.con.execute(f"select * from batch.{view}").fetchall())
-                  for view in ("tolls_customer_monthly_spend", "tolls_plaza_revenue_30m")}
+                  for view in MERGED_VIEWS}
     assert not differences(expected_reports(accepted), batch_only)
     assert not differences(expected_reports(accepted), merged(serving))
 
