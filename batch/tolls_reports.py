@@ -62,6 +62,12 @@ class BatchRun:
     seconds: float
     pruned_through: int | None = None
 
+    def summary(self) -> str:
+        """One line: what the run published and its cut-over."""
+        return (f"run {self.run_id[:8]} published {', '.join(self.view_versions)} over "
+                f"{self.landed_event_count} landed events (cut-over: landing "
+                f"v{self.landing_version}) in {self.seconds:.1f}s")
+
 
 def read_landing(spark: SparkSession, settings: Settings) -> tuple[int, DataFrame]:
     """The landing zone's latest Delta version and its events as of that version."""
@@ -131,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     spark = create_spark_session(settings, "lambdalake-batch-tolls-reports")
     result = run(spark, settings)
-    print(f"batch: run {result.run_id[:8]} published {', '.join(result.view_versions)} over "
-          f"{result.landed_event_count} landed events (cut-over: landing v"
-          f"{result.landing_version}) in {result.seconds:.1f}s", flush=True)
+    print(f"batch: {result.summary()}", flush=True)
     return 0
 
 

@@ -55,11 +55,12 @@ def _fraction(text: str) -> float:
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import customers as customers_api
     from lambdalake.generators import tolls
 
     if args.write_customers:
         rows = tolls.customers(args.customers, args.seed)
-        path = tolls.write_customers(settings, rows)
+        path = customers_api.write_customers(settings, rows)
         print(f"generate: wrote {len(rows)} customers to {path}")
     if args.count:
         options = tolls.TollsOptions(
@@ -74,6 +75,20 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _customers(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import customers
+
+    if args.action == "set-threshold":
+        customers.set_threshold(settings, args.customer_id, args.amount)
+        shown = customers.parse_threshold(args.amount)
+        print(f"customers: {args.customer_id} monthly threshold is now "
+              f"{shown if shown is not None else 'none (no alerts)'}")
+    else:
+        for customer_id, threshold in sorted(customers.thresholds(settings).items()):
+            print(f"{customer_id}\t{threshold if threshold is not None else 'none'}")
+    return 0
+
+
 def _speed(settings: Settings, args: argparse.Namespace) -> int:
     from speed import tolls_stream
 
@@ -84,6 +99,22 @@ def _batch(settings: Settings, args: argparse.Namespace) -> int:
     from batch import tolls_reports
 
     return tolls_reports.main([])
+
+
+def _batch_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    from batch import tolls_reports
+    from batch.schedule import parse_interval, run_schedule
+    from lambdalake.spark import create_spark_session
+
+    every = parse_interval(args.every)
+    spark = create_spark_session(settings, "lambdalake-batch-schedule")
+    print(f"batch: running {', '.join(args.jobs)} every {args.every} (Ctrl-C or SIGTERM stops "
+          "after the current run)", flush=True)
+    jobs = {"tolls-reports": lambda: tolls_reports.run(spark, settings).summary()}
+    log = run_schedule([(name, jobs[name]) for name in args.jobs], every,
+                       max_ticks=args.max_runs, log=lambda line: print(line, flush=True))
+    print(f"batch: schedule stopped: {log.succeeded} runs succeeded, {log.failed} failed")
+    return 0
 
 
 def _query(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
                        help=f"fraction of {kind} records (default 0)")
 
+    p = sub.add_parser("customers", help="toll customers and thresholds").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    st = p.add_parser("set-threshold", help="set a customer's monthly spending threshold")
+    st.set_defaults(handler=_customers)
+    st.add_argument("customer_id")
+    st.add_argument("amount", help="e.g. 150.00, or none to switch alerts off")
+    p.add_parser("list", help="list customers and thresholds").set_defaults(
+        handler=_customers)
+
     p = sub.add_parser("speed", help="the streaming job").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     run = p.add_parser("run", help="run the tolls streaming job")
@@ -170,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_parser("run", help="run a batch job")
     run.set_defaults(handler=_batch)
     run.add_argument("job", choices=["tolls-reports"])
+    schedule = p.add_parser("schedule", help="rerun batch jobs on an interval (e.g. --every 30m)")
+    schedule.set_defaults(handler=_batch_schedule)
+    schedule.add_argument("--every", default="30m", help="interval: 30m, 90s, 1h (default 30m)")
+    schedule.add_argument("--jobs", nargs="+", default=["tolls-reports"],
+                          choices=["tolls-reports"])
+    schedule.add_argument("--max-runs", type=int, default=None,
+                          help="stop after this many ticks (default: run until stopped)")
 
     p = command("query", _query, "run SQL on the serving layer (merged views and lake tables)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from lambdalake import broker, topics
+from lambdalake import customers as customers_api
 from lambdalake.config import Settings
 from lambdalake.generators import tolls
 from lambdalake.groundtruth import differences, expected_reports
@@ -81,7 +82,7 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         accepted: list[dict] = []
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         customers = 200
-        tolls.write_customers(settings, tolls.customers(customers, seed))
+        customers_api.write_customers(settings, tolls.customers(customers, seed))
 
         def wave(count: int, wave_seed: int, start: dt.datetime) -> None:
             options = tolls.TollsOptions(

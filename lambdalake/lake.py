@@ -58,3 +58,15 @@ def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) ->
         if metadata == tag:
             return version
     raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
+
+
+def read_table(spark: SparkSession, settings: Settings, name: str,
+               version: int | None = None) -> DataFrame:
+    """Table `name` (at `version` if given), or an empty frame of its schema if it is missing."""
+    path = table_path(settings, name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return spark.createDataFrame([], schemas.spark_schema(name))
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)

@@ -60,3 +60,32 @@ def producer(settings: Settings, **config: object) -> KafkaProducer:
                              linger_ms=5, batch_size=256 * 1024, retries=5, **config)
     except (NoBrokersAvailable, KafkaError, OSError, ValueError):
         raise _unreachable(settings) from None
+
+
+def published_keys(settings: Settings, topic: str, keys: set[bytes],
+                   lookback: int = 10_000) -> set[bytes]:
+    """Which of `keys` are among the last `lookback` records of each partition of `topic`."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    if not keys:
+        return set()
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                             enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return set()
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - lookback))
+        found = set()
+        for message in consumer:
+            if message.key in keys:
+                found.add(message.key)
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+        return found
+    finally:
+        consumer.close()

@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -39,6 +41,7 @@ from lambdalake import lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
+from speed.tolls import alerts
 from speed.tolls.dedupe import flag_duplicates, outcome
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
 
@@ -48,7 +51,8 @@ SPEED_VIEWS: dict[str, Callable[..., Callable[[DataFrame], DataFrame]]] = {
     "speed_tolls_plaza_revenue_30m": plaza_revenue_30m,
     "speed_tolls_daily_class_traffic": daily_class_traffic,
 }
-TABLES = ("tolls_landing", "tolls_quarantine", "tolls_stream_progress", *SPEED_VIEWS)
+TABLES = ("tolls_landing", "tolls_quarantine", "tolls_stream_progress", "tolls_alerts",
+          *SPEED_VIEWS)
 
 
 @dataclass
@@ -90,11 +94,77 @@ def _landed_ids(spark: SparkSession, settings: Settings, path: str, version: int
             .where(F.col("ingest_date") >= F.lit(since)).select("transaction_id"))
 
 
+def _alerts_due(spark: SparkSession, settings: Settings, events: DataFrame,
+                landing_version: int, now: dt.datetime, state: dict) -> list:
+    """Alert rows due after this micro-batch (none when there is no customers table).
+
+    Nothing read from Delta here is cached: a cached Delta read would be served again to later
+    reads of the same table, hiding threshold changes.
+    """
+    customers_path = lake.table_path(settings, "tolls_customers")
+    if not DeltaTable.isDeltaTable(spark, customers_path):
+        return []
+    customers = spark.read.format("delta").load(customers_path)
+    seen = state.get("thresholds_seen_at")
+    changed = customers if seen is None else customers.where(F.col("updated_at") > F.lit(seen))
+    published = (lake.read_table(spark, settings, "batch_runs")
+                 .where(F.col("view_name") == "tolls_customer_monthly_spend")
+                 .orderBy(F.col("published_at").desc()).limit(1).collect())
+    if published:
+        batch_monthly = lake.read_table(spark, settings, "tolls_customer_monthly_spend",
+                                        int(published[0]["view_version"]))
+        cutover = int(published[0]["landing_version"])
+    else:
+        batch_monthly, cutover = lake.read_table(spark, settings,
+                                                 "tolls_customer_monthly_spend"), -1
+    cumulative = alerts.monthly_spend(
+        batch_monthly, lake.read_table(spark, settings, "speed_tolls_customer_spend_10m"), cutover)
+    due = alerts.due_alerts(events, cumulative, customers,
+                            lake.read_table(spark, settings, "tolls_alerts"),
+                            changed.select("customer_id"))
+    base = alerts.batch_base_spend(due, events)
+    crossings = alerts.first_crossings(due, events, base)
+    earlier = alerts.crossed_before(due, base)
+    if not earlier.isEmpty():  # threshold lowered below a spend reached in earlier batches
+        history = (lake.read_table(spark, settings, "tolls_landing", landing_version)
+                   .join(earlier.select("customer_id").distinct(), "customer_id", "left_semi"))
+        no_base = spark.createDataFrame([], "customer_id string, month date, base decimal(18,2)")
+        crossings = crossings.unionByName(alerts.first_crossings(earlier, history, no_base))
+    rows = alerts.alert_rows(crossings, F.lit(now).cast("timestamp"), landing_version).collect()
+    latest = customers.agg(F.max("updated_at")).first()[0]
+    state["thresholds_seen_at"] = latest if latest is not None else seen
+    return rows
+
+
+def _publish_alerts(settings: Settings, rows: list, replay: bool) -> int:
+    """Send alert rows to the alerts topic (on a replay, only those not already there)."""
+    if not rows:
+        return 0
+    messages = {r["alert_id"].encode(): json.dumps({
+        "customer_id": r["customer_id"], "month": r["month"].strftime("%Y-%m"),
+        "threshold": float(r["threshold"]), "spend": float(r["spend"]),
+        "event_time": r["event_time"].replace(tzinfo=dt.timezone.utc).isoformat(),
+        "transaction_id": r["transaction_id"],
+        "alerted_at": r["alerted_at"].replace(tzinfo=dt.timezone.utc).isoformat(),
+    }).encode() for r in rows}
+    if replay:
+        for key in topics.published_keys(settings, settings.topics.tolls_alerts, set(messages)):
+            del messages[key]
+    producer = topics.producer(settings)
+    try:
+        for key, value in messages.items():
+            producer.send(settings.topics.tolls_alerts, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+    return len(messages)
+
+
 def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
                     totals: StreamTotals) -> Callable[[DataFrame, int], None]:
     """The foreachBatch function of the streaming query."""
     paths = {name: lake.table_path(settings, name) for name in TABLES}
-    state: dict[str, str] = {}
+    state: dict[str, Any] = {}
 
     def process(raw: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -132,6 +202,16 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
                 for done in [pool.submit(_append, df, path, app_id, batch_id, tag)
                              for df, path in writes]:
                     done.result()
+            alerted = 0
+            if landed:
+                new_alerts = _alerts_due(spark, settings, events, landing_version, now, state)
+                if new_alerts:
+                    _append(spark.createDataFrame(new_alerts, schemas.spark_schema(
+                        "tolls_alerts")), paths["tolls_alerts"], app_id, batch_id, tag)
+                if replayed is not None:  # this batch's alerts may be written but not sent
+                    new_alerts = (lake.read_table(spark, settings, "tolls_alerts")
+                                  .where(F.col("landing_version") == landing_version).collect())
+                alerted = _publish_alerts(settings, new_alerts, replay=replayed is not None)
             progress = spark.createDataFrame(
                 [(batch_id, sum(counts.values()), landed, counts.get("quarantined", 0),
                   counts.get("duplicate", 0), landing_version, now)],
@@ -143,6 +223,7 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
         line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed {landed}, "
                 f"quarantined {counts.get('quarantined', 0)}, "
                 f"duplicates {counts.get('duplicate', 0)}"
+                + (f", alerts {alerted}" if landed else "")
                 + (f" (landing v{landing_version})" if landing_version is not None else "")
                 + f" in {time.monotonic() - started:.1f}s")
         totals.log.append(line)
@@ -174,7 +255,7 @@ def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
 
 def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTotals:
     """Run the streaming job; with `until_idle`, process what is in Kafka now and return."""
-    topics.ensure_topics(settings, settings.topics.tolls_events)
+    topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
     totals = StreamTotals()
     query = start_query(spark, settings, until_idle, totals)
     stop_requested: list[int] = []

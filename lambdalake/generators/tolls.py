@@ -197,18 +197,3 @@ def produce(settings: Settings, records: Iterable[TollRecord], total: int | None
         producer.close()
     return ProduceReport(sent, events, time.monotonic() - started)
 
-
-def write_customers(settings: Settings, rows: list[dict]) -> str:
-    """Overwrite the customers table in the lake with `rows`; return its path."""
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
-    import schemas
-    from lambdalake import lake
-
-    now = dt.datetime.now(dt.timezone.utc)
-    table = pa.Table.from_pylist([{**r, "updated_at": now} for r in rows],
-                                 schema=schemas.arrow_schema("tolls_customers"))
-    path = lake.table_path(settings, "tolls_customers")
-    write_deltalake(path, table, mode="overwrite")
-    return path
