@@ -19,8 +19,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def bench_environment(keep: bool = False) -> Iterator[Settings]:
-    """Settings on a temporary lake with a freshly started broker, stopped afterwards."""
+def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settings]:
+    """Settings on a temporary lake with (by default) a freshly started broker, stopped after."""
     root = Path(tempfile.mkdtemp(prefix="lambdalake-bench-"))
     settings = load_settings().replace(
         lake={"root": str(root / "lake")}, checkpoint={"root": str(root / "checkpoints")},
@@ -28,11 +28,13 @@ def bench_environment(keep: bool = False) -> Iterator[Settings]:
         kafka={"bootstrap_servers": f"127.0.0.1:{_free_port()}",
                "local_controller_port": _free_port()},
         topics={"tolls_events": "bench.tolls.events"})
-    broker.start(settings, heap="1g")
+    if kafka:
+        broker.start(settings, heap="1g")
     try:
         yield settings
     finally:
-        broker.stop(settings)
+        if kafka:
+            broker.stop(settings)
         if not keep:
             import shutil
 

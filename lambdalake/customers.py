@@ -47,7 +47,8 @@ def write_customers(settings: Settings, rows: list[dict]) -> str:
     """Overwrite the customers table with `rows` (customer_id, name, monthly_threshold)."""
     now = dt.datetime.now(dt.timezone.utc)
     path = lake.table_path(settings, TABLE)
-    write_deltalake(path, _table([{**r, "updated_at": now} for r in rows]), mode="overwrite")
+    write_deltalake(lake.delta_uri(path), _table([{**r, "updated_at": now} for r in rows]),
+                    mode="overwrite")
     return path
 
 
@@ -60,9 +61,9 @@ def set_threshold(settings: Settings, customer_id: str, threshold: str | Decimal
            "updated_at": dt.datetime.now(dt.timezone.utc)}
     path = lake.table_path(settings, TABLE)
     try:
-        table = DeltaTable(path)
+        table = DeltaTable(lake.delta_uri(path))
     except TableNotFoundError:
-        write_deltalake(path, _table([row]), mode="append")
+        write_deltalake(lake.delta_uri(path), _table([row]), mode="append")
         return
     (table.merge(_table([row]), "t.customer_id = s.customer_id", source_alias="s",
                  target_alias="t")
@@ -72,10 +73,18 @@ def set_threshold(settings: Settings, customer_id: str, threshold: str | Decimal
      .execute())
 
 
+def table_version(settings: Settings) -> int | None:
+    """Delta version of the customers table (None when there is none): cheap, no Spark."""
+    try:
+        return DeltaTable(lake.delta_uri(lake.table_path(settings, TABLE))).version()
+    except TableNotFoundError:
+        return None
+
+
 def thresholds(settings: Settings) -> dict[str, Decimal | None]:
     """Every customer's current monthly threshold."""
     try:
-        table = DeltaTable(lake.table_path(settings, TABLE))
+        table = DeltaTable(lake.delta_uri(lake.table_path(settings, TABLE)))
     except TableNotFoundError:
         return {}
     rows = table.to_pyarrow_table(columns=["customer_id", "monthly_threshold"]).to_pylist()

@@ -1,11 +1,11 @@
 """`lambdalake demo`: the tolls pipeline end to end on the embedded defaults, with a check.
 
 Starts the local Kafka broker if it is not running, streams two waves of generated toll events
-(with late, out-of-order and malformed records) with a batch run between them, prints the merged
-reports, and ends with a `check:` line that says OK only if every merged report equals the same
-report computed by DuckDB directly from every accepted generated event, before the batch run,
-after it and after the second wave. It uses its own lake, checkpoints and topic under the state
-folder, and stops what it started.
+(late, out-of-order, duplicate and malformed ones too) with a batch run and a threshold change
+between them, prints the merged reports and alerts, and ends with a `check:` line that says OK
+only if every merged report equals the same report computed by DuckDB directly from every
+accepted generated event, before the batch run, after it and after the second wave. It uses its
+own lake, checkpoints and topic under the state folder, and stops what it started.
 """
 
 from __future__ import annotations
@@ -88,11 +88,11 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
             options = tolls.TollsOptions(
                 count=count, seed=wave_seed, start=start, span=dt.timedelta(hours=1),
                 customers=customers, late_fraction=0.05, max_lateness=dt.timedelta(days=2),
-                out_of_order_fraction=0.05, malformed_fraction=0.01)
+                out_of_order_fraction=0.05, duplicate_fraction=0.02, malformed_fraction=0.01)
             report = tolls.produce(settings, tolls.toll_records(options), total=count)
             accepted.extend(report.events)
-            print(f"generate: sent {report.sent} records ({len(report.events)} well-formed) "
-                  f"in {report.seconds:.1f}s")
+            print(f"generate: sent {report.sent} records ({len(report.events)} distinct "
+                  f"well-formed events) in {report.seconds:.1f}s")
 
         def check(when: str, serving: Serving) -> None:
             diffs = differences(expected_reports(accepted), merged_reports(serving))
@@ -112,6 +112,11 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
               f"v{run.landing_version}) in {run.seconds:.1f}s")
         check("after the batch run", serving)
 
+        _step("Threshold change: C00007 -> 1000.00, no restart of anything")
+        customers_api.set_threshold(settings, "C00007", "1000.00")
+        print("customers: C00007 monthly threshold is now 1000.00 (takes effect at the next "
+              "micro-batch)")
+
         _step(f"Wave 2: {events // 4} more events -> streaming job (speed part after cut-over)")
         wave(events // 4, seed + 1, now - dt.timedelta(hours=1))
         tolls_stream.run(spark, settings, until_idle=True)
@@ -127,11 +132,30 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
              "limit 8"),
             ("Where every record read from Kafka went",
              "select sum(read_count) as read, sum(landed_count) as landed, "
-             "sum(quarantined_count) as quarantined from speed.tolls_stream_progress"),
+             "sum(quarantined_count) as quarantined, sum(duplicate_count) as duplicates "
+             "from speed.tolls_stream_progress"),
             ("Quarantine reasons",
-             "select split_part(reason, ':', 1) as reason, count(*) as records "
+             "select regexp_replace(split_part(reason, ':', 1), ' transaction_id.*', '') "
+             "as reason, count(*) as records "
              "from quarantine.tolls_quarantine group by 1 order by 2 desc, 1"),
-            ("Batch cut-over", "select * from batch.cutover"),
+            ("Vehicles and revenue per class per day",
+             "select * from tolls_daily_class_traffic order by day, vehicle_class"),
+            ("Customers over their threshold this month (batch part + speed part)",
+             "select customer_id, spend, monthly_threshold from tolls_customer_spend_this_month "
+             "where is_over_threshold order by spend desc limit 5"),
+            ("Threshold alerts (also on the Kafka topic tolls.alerts)",
+             "select count(*) as alerts, count(distinct customer_id) as customers, "
+             "min(alerted_at) as first_alert, max(alerted_at) as last_alert "
+             "from speed.tolls_alerts"),
+            ("Latest alerts",
+             "select customer_id, month, threshold, spend, event_time from speed.tolls_alerts "
+             "order by alerted_at desc, customer_id limit 5"),
+            ("How fresh each report is",
+             "select report, batch_cutover_landing_version as batch_cutover, "
+             "batch_event_count, speed_landing_version as speed_through, "
+             "date_trunc('second', batch_published_at) as batch_published, "
+             "date_trunc('second', speed_processed_at) as speed_processed "
+             "from tolls_report_freshness order by report"),
         ]:
             print(f"\n{title}:\n{as_table(serving.query(sql))}")
         serving.close()

@@ -16,6 +16,11 @@ def table_path(settings: Settings, name: str) -> str:
     return f"{settings.lake.root.rstrip('/')}/{layer}/{name}"
 
 
+def delta_uri(path: str) -> str:
+    """The URI of a lake path for `deltalake` (delta-rs), which spells s3a:// as s3://."""
+    return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
+
+
 def checkpoint_path(settings: Settings, query: str) -> str:
     """Checkpoint location of streaming query `query`."""
     return f"{settings.checkpoint.root.rstrip('/')}/{query}"
@@ -47,9 +52,19 @@ def write_tagged(df: DataFrame, path: str, mode: str, tag: str,
 
 
 def recent_commits(spark: SparkSession, path: str, depth: int = 50) -> list[tuple[int, str]]:
-    """(version, userMetadata) of the table's most recent commits, newest first."""
-    rows = DeltaTable.forPath(spark, path).history(depth).select("version", "userMetadata")
-    return [(int(r[0]), r[1]) for r in rows.collect()]
+    """(version, userMetadata) of the table's most recent commits, newest first.
+
+    Read with delta-rs (milliseconds, no Spark job); through Spark when delta-rs cannot reach
+    the table (e.g. object-store credentials only Spark has).
+    """
+    try:
+        import deltalake
+
+        history = deltalake.DeltaTable(delta_uri(path)).history(depth)
+        return [(int(c["version"]), c.get("userMetadata")) for c in history]
+    except Exception:  # noqa: BLE001 (fall back to Spark's own reader)
+        rows = DeltaTable.forPath(spark, path).history(depth).select("version", "userMetadata")
+        return [(int(r[0]), r[1]) for r in rows.collect()]
 
 
 def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) -> int:

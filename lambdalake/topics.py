@@ -55,9 +55,9 @@ def delete_topics(settings: Settings, *topics: str) -> None:
 
 def producer(settings: Settings, **config: object) -> KafkaProducer:
     """A producer with acks=all and idempotence-friendly retries, or a one-line error."""
+    options = {"acks": "all", "linger_ms": 5, "batch_size": 256 * 1024, "retries": 5, **config}
     try:
-        return KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
-                             linger_ms=5, batch_size=256 * 1024, retries=5, **config)
+        return KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, **options)
     except (NoBrokersAvailable, KafkaError, OSError, ValueError):
         raise _unreachable(settings) from None
 

@@ -26,7 +26,7 @@ from lambdalake.config import Settings
 MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
                 "tolls_plaza_revenue_30m", "tolls_daily_class_traffic")
 # Views over the merged views (also one SQL file each), created after them.
-DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness")
+DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts")
 LAYERS = ("landing", "quarantine", "speed", "batch", "reference")
 
 
@@ -37,13 +37,9 @@ def relation_name(table: str) -> str:
     return f"{layer}.{short}"
 
 
-def _delta_uri(path: str) -> str:
-    return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
-
-
 def _open(path: str, version: int | None = None) -> DeltaTable | None:
     try:
-        return DeltaTable(_delta_uri(path), version=version)
+        return DeltaTable(lake.delta_uri(path), version=version)
     except TableNotFoundError:
         return None
 

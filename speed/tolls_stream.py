@@ -28,16 +28,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
-from lambdalake import lake, topics
+from lambdalake import customers, lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -94,46 +94,85 @@ def _landed_ids(spark: SparkSession, settings: Settings, path: str, version: int
             .where(F.col("ingest_date") >= F.lit(since)).select("transaction_id"))
 
 
-def _alerts_due(spark: SparkSession, settings: Settings, events: DataFrame,
-                landing_version: int, now: dt.datetime, state: dict) -> list:
-    """Alert rows due after this micro-batch (none when there is no customers table).
+def _load_alert_state(spark: SparkSession, settings: Settings, landing_version: int
+                      ) -> alerts.AlertState:
+    """Rebuild the alert state from the lake: spend per customer-month as of `landing_version`
+    (the commit before the micro-batch being processed) and the alerts raised so far."""
+    month = F.trunc("event_time", "month")
+    spend = (lake.read_table(spark, settings, "tolls_landing", landing_version)
+             .groupBy("customer_id", month).agg(F.sum("amount")).collect())
+    raised = (lake.read_table(spark, settings, "tolls_alerts")
+              .select("customer_id", "month", "threshold").collect())
+    return alerts.AlertState(spend={(r[0], r[1]): r[2] for r in spend},
+                             alerted={(r[0], r[1], r[2]) for r in raised})
 
-    Nothing read from Delta here is cached: a cached Delta read would be served again to later
-    reads of the same table, hiding threshold changes.
-    """
-    customers_path = lake.table_path(settings, "tolls_customers")
-    if not DeltaTable.isDeltaTable(spark, customers_path):
-        return []
-    customers = spark.read.format("delta").load(customers_path)
-    seen = state.get("thresholds_seen_at")
-    changed = customers if seen is None else customers.where(F.col("updated_at") > F.lit(seen))
-    published = (lake.read_table(spark, settings, "batch_runs")
-                 .where(F.col("view_name") == "tolls_customer_monthly_spend")
-                 .orderBy(F.col("published_at").desc()).limit(1).collect())
-    if published:
-        batch_monthly = lake.read_table(spark, settings, "tolls_customer_monthly_spend",
-                                        int(published[0]["view_version"]))
-        cutover = int(published[0]["landing_version"])
-    else:
-        batch_monthly, cutover = lake.read_table(spark, settings,
-                                                 "tolls_customer_monthly_spend"), -1
-    cumulative = alerts.monthly_spend(
-        batch_monthly, lake.read_table(spark, settings, "speed_tolls_customer_spend_10m"), cutover)
-    due = alerts.due_alerts(events, cumulative, customers,
-                            lake.read_table(spark, settings, "tolls_alerts"),
-                            changed.select("customer_id"))
-    base = alerts.batch_base_spend(due, events)
-    crossings = alerts.first_crossings(due, events, base)
-    earlier = alerts.crossed_before(due, base)
-    if not earlier.isEmpty():  # threshold lowered below a spend reached in earlier batches
-        history = (lake.read_table(spark, settings, "tolls_landing", landing_version)
-                   .join(earlier.select("customer_id").distinct(), "customer_id", "left_semi"))
-        no_base = spark.createDataFrame([], "customer_id string, month date, base decimal(18,2)")
-        crossings = crossings.unionByName(alerts.first_crossings(earlier, history, no_base))
-    rows = alerts.alert_rows(crossings, F.lit(now).cast("timestamp"), landing_version).collect()
-    latest = customers.agg(F.max("updated_at")).first()[0]
-    state["thresholds_seen_at"] = latest if latest is not None else seen
+
+def _ordered_events(df: DataFrame, customer_ids: set[str]) -> dict[alerts.Key, list]:
+    """Events of some customers, grouped by customer-month, in landing order."""
+    rows = (df.where(F.col("customer_id").isin(sorted(customer_ids)))
+            .select("customer_id", "event_time", "amount", "transaction_id", "ingested_at",
+                    "kafka_partition", "kafka_offset").collect())
+    rows.sort(key=lambda r: (r["ingested_at"], r["kafka_partition"], r["kafka_offset"]))
+    grouped: dict[alerts.Key, list] = {}
+    for r in rows:
+        grouped.setdefault((r["customer_id"], r["event_time"].date().replace(day=1)),
+                           []).append(r)
+    return grouped
+
+
+def _raise_alerts(spark: SparkSession, settings: Settings, events: DataFrame,
+                  landing_version: int, now: dt.datetime, state: dict) -> list[dict]:
+    """Alerts due after this micro-batch, as `tolls_alerts` rows; advances the alert state."""
+    if "alerts" not in state:
+        state["alerts"] = _load_alert_state(spark, settings, landing_version - 1)
+    current: alerts.AlertState = state["alerts"]
+    version = customers.table_version(settings)
+    if version != state.get("customers_version"):
+        state["thresholds"] = customers.thresholds(settings)
+        state["customers_version"] = version
+    thresholds = state.get("thresholds", {})
+    totals = {(r[0], r[1]): r[2] for r in events.groupBy(
+        "customer_id", F.trunc("event_time", "month")).agg(F.sum("amount")).collect()}
+    due = current.due(totals, thresholds)
+    in_batch = [d for d in due if d.crossed_in_batch]
+    earlier = [d for d in due if not d.crossed_in_batch]  # threshold lowered below the spend
+    ordered = _ordered_events(events, {d.customer_id for d in in_batch}) if in_batch else {}
+    if earlier:
+        history = lake.read_table(spark, settings, "tolls_landing", landing_version)
+        ordered_history = _ordered_events(history, {d.customer_id for d in earlier})
+    rows = []
+    for d in due:
+        key = (d.customer_id, d.month)
+        found = (alerts.find_crossing(ordered.get(key, []), d.spend_before, d.threshold)
+                 if d.crossed_in_batch else
+                 alerts.find_crossing(ordered_history.get(key, []), Decimal(0), d.threshold))
+        if found is None:
+            raise LambdalakeError(f"no crossing transaction found for alert "
+                                  f"{alerts.alert_id(d.customer_id, d.month, d.threshold)}")
+        event, spend = found
+        rows.append({"alert_id": alerts.alert_id(d.customer_id, d.month, d.threshold),
+                     "customer_id": d.customer_id, "month": d.month, "threshold": d.threshold,
+                     "spend": spend, "event_time": event["event_time"],
+                     "transaction_id": event["transaction_id"], "alerted_at": now,
+                     "landing_version": landing_version})
+    current.advance(totals, thresholds,
+                    [(d.customer_id, d.month, d.threshold) for d in due])
     return rows
+
+
+def _alerts(spark: SparkSession, settings: Settings, events: DataFrame, landing_version: int,
+            now: dt.datetime, state: dict, app_id: str, batch_id: int, tag: str,
+            replay: bool) -> int:
+    """Raise, store and publish the alerts of a micro-batch; return how many were sent."""
+    rows = _raise_alerts(spark, settings, events, landing_version, now, state)
+    path = lake.table_path(settings, "tolls_alerts")
+    if rows:
+        _append(spark.createDataFrame(rows, schemas.spark_schema("tolls_alerts")), path, app_id,
+                batch_id, tag)
+    if replay:  # this batch's alerts may have been stored but not sent
+        rows = [r.asDict() for r in lake.read_table(spark, settings, "tolls_alerts")
+                .where(F.col("landing_version") == landing_version).collect()]
+    return _publish_alerts(settings, rows, replay=replay)
 
 
 def _publish_alerts(settings: Settings, rows: list, replay: bool) -> int:
@@ -198,25 +237,19 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
             if rejected:
                 writes.append((records.transform(quarantined_records(batch_id)),
                                paths["tolls_quarantine"]))
-            with ThreadPoolExecutor(max_workers=len(writes) or 1) as pool:
-                for done in [pool.submit(_append, df, path, app_id, batch_id, tag)
-                             for df, path in writes]:
-                    done.result()
-            alerted = 0
-            if landed:
-                new_alerts = _alerts_due(spark, settings, events, landing_version, now, state)
-                if new_alerts:
-                    _append(spark.createDataFrame(new_alerts, schemas.spark_schema(
-                        "tolls_alerts")), paths["tolls_alerts"], app_id, batch_id, tag)
-                if replayed is not None:  # this batch's alerts may be written but not sent
-                    new_alerts = (lake.read_table(spark, settings, "tolls_alerts")
-                                  .where(F.col("landing_version") == landing_version).collect())
-                alerted = _publish_alerts(settings, new_alerts, replay=replayed is not None)
             progress = spark.createDataFrame(
                 [(batch_id, sum(counts.values()), landed, counts.get("quarantined", 0),
                   counts.get("duplicate", 0), landing_version, now)],
                 schema=schemas.spark_schema("tolls_stream_progress"))
-            _append(progress, paths["tolls_stream_progress"], app_id, batch_id, tag)
+            writes.append((progress, paths["tolls_stream_progress"]))
+            # the views, quarantine and progress are written while alerts are worked out
+            with ThreadPoolExecutor(max_workers=len(writes)) as pool:
+                pending = [pool.submit(_append, df, path, app_id, batch_id, tag)
+                           for df, path in writes]
+                alerted = (_alerts(spark, settings, events, landing_version, now, state, app_id,
+                                   batch_id, tag, replayed is not None) if landed else 0)
+                for done in pending:
+                    done.result()
         finally:
             records.unpersist()
         totals.add(counts)

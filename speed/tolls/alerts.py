@@ -1,95 +1,91 @@
-"""Threshold alerts (pure DataFrame -> DataFrame functions).
+"""Threshold alerts: the speed layer's cumulative-spend state and the alert rule (pure Python).
 
 A customer is alerted once per month per threshold: an alert (customer, month, threshold) is due
-when, after a micro-batch, the customer's cumulative spend of that month (batch part + speed part,
-over landed events) is at or above the threshold they have now, and no such alert exists. Its
-crossing transaction is the first, in landing order (ingest time, Kafka partition, offset), at
-which the cumulative spend reached the threshold.
+after a micro-batch when the customer's cumulative spend of that month, over landed events, is at
+or above the threshold the customer has now, and no such alert exists yet. Its crossing
+transaction is the first, in landing order (ingest time, Kafka partition, offset), at which the
+cumulative spend reached the threshold.
+
+The state is small, customers x months with spend: it is rebuilt from the landing zone when the
+streaming job starts and then advanced by each micro-batch's totals, like the seed's DynamoDB
+table of cumulative spend.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 
-MONEY = "decimal(18,2)"
-LANDING_ORDER = ("ingested_at", "kafka_partition", "kafka_offset")
-
-
-def _month(column: str) -> Column:
-    return F.trunc(column, "month")
+Key = tuple[str, dt.date]  # (customer_id, month)
 
 
-def monthly_spend(batch_monthly: DataFrame, speed_10m: DataFrame, cutover: int) -> DataFrame:
-    """Cumulative spend per (customer_id, month): the batch view plus speed rows after `cutover`."""
-    speed = (speed_10m.where(F.col("landing_version") > cutover)
-             .select("customer_id", _month("window_start").alias("month"), "spend"))
-    return (batch_monthly.select("customer_id", "month", "spend").unionByName(speed)
-            .groupBy("customer_id", "month").agg(F.sum("spend").cast(MONEY).alias("spend")))
+@dataclass(frozen=True)
+class Due:
+    """An alert that is due: its key, threshold and the month's spend before/after the batch."""
+
+    customer_id: str
+    month: dt.date
+    threshold: Decimal
+    spend_before: Decimal
+    spend_after: Decimal
+
+    @property
+    def crossed_in_batch(self) -> bool:
+        """Whether this micro-batch's events made the spend reach the threshold."""
+        return self.spend_before < self.threshold
 
 
-def due_alerts(events: DataFrame, cumulative: DataFrame, customers: DataFrame,
-               alerted: DataFrame, changed_customer_ids: DataFrame) -> DataFrame:
-    """(customer_id, month, threshold, spend) of alerts due after this micro-batch.
+@dataclass
+class AlertState:
+    """Cumulative spend per customer-month, alerts already raised, thresholds last seen."""
 
-    Candidates are the customer-months this micro-batch touched, and every month of customers
-    whose threshold changed since the last micro-batch.
-    """
-    touched = events.select("customer_id", _month("event_time").alias("month"))
-    changed = cumulative.join(changed_customer_ids, "customer_id", "left_semi").select(
-        "customer_id", "month")
-    thresholds = customers.where(F.col("monthly_threshold").isNotNull()).select(
-        "customer_id", F.col("monthly_threshold").alias("threshold"))
-    return (touched.unionByName(changed).distinct()
-            .join(cumulative, ["customer_id", "month"])
-            .join(thresholds, "customer_id")
-            .where(F.col("spend") >= F.col("threshold"))
-            .join(alerted.select("customer_id", "month", "threshold"),
-                  ["customer_id", "month", "threshold"], "left_anti"))
+    spend: dict[Key, Decimal] = field(default_factory=dict)
+    alerted: set[tuple[str, dt.date, Decimal]] = field(default_factory=set)
+    thresholds: dict[str, Decimal | None] = field(default_factory=dict)
 
+    def due(self, batch_totals: Mapping[Key, Decimal],
+            thresholds: Mapping[str, Decimal | None]) -> list[Due]:
+        """Alerts due once `batch_totals` are added, under the current `thresholds`.
 
-def first_crossings(due: DataFrame, events: DataFrame, base_spend: DataFrame) -> DataFrame:
-    """The crossing transaction of each due alert.
+        Candidates: the customer-months of this batch, and every month of each customer whose
+        threshold changed since the last call.
+        """
+        changed = {c for c, t in thresholds.items() if self.thresholds.get(c) != t}
+        candidates = set(batch_totals) | {k for k in self.spend if k[0] in changed}
+        out = []
+        for customer_id, month in sorted(candidates):
+            threshold = thresholds.get(customer_id)
+            if threshold is None or (customer_id, month, threshold) in self.alerted:
+                continue
+            before = self.spend.get((customer_id, month), Decimal(0))
+            after = before + batch_totals.get((customer_id, month), Decimal(0))
+            if after >= threshold:
+                out.append(Due(customer_id, month, threshold, before, after))
+        return out
 
-    `events` are the customer-months' events after `base_spend` (customer_id, month, base), in
-    landing order; the crossing is the first event whose running spend reaches the threshold.
-    Due alerts whose base already reaches the threshold get no row (see `crossed_before`).
-    """
-    order = Window.partitionBy("customer_id", "month", "threshold").orderBy(*LANDING_ORDER)
-    running = (events.withColumn("month", _month("event_time"))
-               .join(due.select("customer_id", "month", "threshold"), ["customer_id", "month"])
-               .join(base_spend, ["customer_id", "month"], "left")
-               .withColumn("spend", (F.coalesce("base", F.lit(0)) + F.sum("amount").over(
-                   order.rowsBetween(Window.unboundedPreceding, Window.currentRow))).cast(MONEY))
-               .where((F.col("spend") >= F.col("threshold"))
-                      & (F.coalesce("base", F.lit(0)) < F.col("threshold"))))
-    first = Window.partitionBy("customer_id", "month", "threshold").orderBy(*LANDING_ORDER)
-    return (running.withColumn("_n", F.row_number().over(first)).where("_n = 1")
-            .select("customer_id", "month", "threshold", "spend", "event_time", "transaction_id"))
+    def advance(self, batch_totals: Mapping[Key, Decimal],
+                thresholds: Mapping[str, Decimal | None],
+                raised: Iterable[tuple[str, dt.date, Decimal]]) -> None:
+        """Record a processed micro-batch: its totals, the thresholds seen, the alerts raised."""
+        for key, amount in batch_totals.items():
+            self.spend[key] = self.spend.get(key, Decimal(0)) + amount
+        self.thresholds = dict(thresholds)
+        self.alerted.update(raised)
 
 
-def batch_base_spend(due: DataFrame, events: DataFrame) -> DataFrame:
-    """Spend of each due customer-month before this micro-batch (cumulative minus the batch)."""
-    batch_total = (events.groupBy("customer_id", _month("event_time").alias("month"))
-                   .agg(F.sum("amount").alias("batch_total")))
-    return (due.select("customer_id", "month", "spend").distinct()
-            .join(batch_total, ["customer_id", "month"], "left")
-            .select("customer_id", "month",
-                    (F.col("spend") - F.coalesce("batch_total", F.lit(0))).alias("base")))
+def find_crossing(events: Iterable[Mapping], start: Decimal,
+                  threshold: Decimal) -> tuple[Mapping, Decimal] | None:
+    """First event (in the given order) whose running spend from `start` reaches `threshold`."""
+    spend = start
+    for event in events:
+        spend += event["amount"]
+        if spend >= threshold and spend - event["amount"] < threshold:
+            return event, spend
+    return None
 
 
-def crossed_before(due: DataFrame, base_spend: DataFrame) -> DataFrame:
-    """Due alerts whose threshold was already reached before this micro-batch (it was lowered)."""
-    return (due.join(base_spend, ["customer_id", "month"])
-            .where(F.col("base") >= F.col("threshold")).select(*due.columns))
-
-
-def alert_rows(crossings: DataFrame, alerted_at: Column, landing_version: int) -> DataFrame:
-    """Crossings in the `tolls_alerts` table's columns."""
-    return crossings.select(
-        F.concat_ws("|", "customer_id", F.date_format("month", "yyyy-MM"),
-                    F.col("threshold").cast("string")).alias("alert_id"),
-        "customer_id", "month", F.col("threshold").cast("decimal(12,2)").alias("threshold"),
-        F.col("spend").cast(MONEY).alias("spend"), "event_time", "transaction_id",
-        alerted_at.alias("alerted_at"),
-        F.lit(landing_version).cast("long").alias("landing_version"))
+def alert_id(customer_id: str, month: dt.date, threshold: Decimal) -> str:
+    """Identity of an alert, also its Kafka key: `customer_id|YYYY-MM|threshold`."""
+    return f"{customer_id}|{month:%Y-%m}|{threshold}"

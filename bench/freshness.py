@@ -1,0 +1,122 @@
+"""Freshness and alert latency of the speed layer, with events produced at a steady rate.
+
+Usage: .venv/bin/python -m bench.freshness [--rate 5000] [--seconds 60]
+
+A producer thread sends toll events at `--rate`/s and notes when each was sent; the streaming job
+runs continuously (1 s trigger) in the same process; a poller queries the merged view
+`tolls_plaza_revenue_30m` through the serving layer every 0.25 s. An event counts as visible at
+the first poll whose merged vehicle count covers it (events land in produce order per partition,
+so the count says how many of the earliest events are in). A consumer of the alerts topic notes
+when each alert arrives; its latency runs from the send of its crossing transaction.
+Prints p50/p90/p99 of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import threading
+import time
+
+from kafka import KafkaConsumer
+
+from bench.common import bench_environment
+from lambdalake import customers, topics
+from lambdalake.generators import tolls
+from lambdalake.spark import create_spark_session
+from serving.engine import Serving
+from speed import tolls_stream
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return (f"p50 {q[49]:.2f}s  p90 {q[89]:.2f}s  p99 {q[98]:.2f}s  max {max(values):.2f}s  "
+            f"(n={len(values)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--customers", type=int, default=2000)
+    args = parser.parse_args()
+    count = int(args.rate * args.seconds)
+    with bench_environment() as settings:
+        settings = settings.replace(topics={"tolls_alerts": "bench.tolls.alerts"})
+        topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
+        customers.write_customers(settings, tolls.customers(args.customers, 1))
+        spark = create_spark_session(settings, "lambdalake-bench-freshness")
+        totals = tolls_stream.StreamTotals()
+        query = tolls_stream.start_query(spark, settings, until_idle=False, totals=totals)
+        while not totals.batches:  # let the job start and create its tables first
+            time.sleep(0.5)
+
+        sent_at: list[float] = []
+        by_tx: dict[str, float] = {}
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
+        options = tolls.TollsOptions(count=count, seed=7, start=start,
+                                     span=dt.timedelta(minutes=30), customers=args.customers)
+
+        def produce() -> None:
+            producer = topics.producer(settings, linger_ms=0)
+            t0 = time.monotonic()
+            for i, record in enumerate(tolls.toll_records(options)):
+                wait = t0 + i / args.rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                producer.send(settings.topics.tolls_events, key=record.key, value=record.value)
+                now = time.monotonic()
+                sent_at.append(now)
+                by_tx[record.event["transaction_id"]] = now
+            producer.flush()
+            producer.close()
+
+        alerts_at: dict[str, float] = {}
+
+        def consume_alerts(stop: threading.Event) -> None:
+            consumer = KafkaConsumer(settings.topics.tolls_alerts,
+                                     bootstrap_servers=settings.kafka.bootstrap_servers,
+                                     auto_offset_reset="earliest", consumer_timeout_ms=500)
+            while not stop.is_set():
+                for message in consumer:
+                    alerts_at[json.loads(message.value)["transaction_id"]] = time.monotonic()
+            consumer.close()
+
+        stop = threading.Event()
+        threads = [threading.Thread(target=produce),
+                   threading.Thread(target=consume_alerts, args=(stop,))]
+        for t in threads:
+            t.start()
+        serving = Serving(settings)
+        visible_at: list[float] = []
+        deadline = time.monotonic() + args.seconds + 120
+        while len(visible_at) < count and time.monotonic() < deadline:
+            time.sleep(0.25)
+            serving.refresh()
+            seen = serving.con.execute(
+                "select coalesce(sum(vehicle_count), 0) from tolls_plaza_revenue_30m").fetchone()[0]
+            now = time.monotonic()
+            visible_at.extend([now] * (min(int(seen), len(sent_at)) - len(visible_at)))
+        threads[0].join()
+        time.sleep(5)
+        stop.set()
+        threads[1].join()
+        query.stop()
+        freshness = [v - s for v, s in zip(visible_at, sent_at, strict=False)]
+        latency = [alerts_at[tx] - by_tx[tx] for tx in alerts_at if tx in by_tx]
+        print(f"rate {args.rate:.0f}/s for {args.seconds:.0f}s: {len(sent_at)} events sent, "
+              f"{len(visible_at)} visible, {totals.batches} micro-batches "
+              f"(mean {len(sent_at) / max(totals.batches, 1):.0f} events each)")
+        print(f"freshness (sent -> visible in a merged serving query): {percentiles(freshness)}")
+        print(f"alert latency (crossing event sent -> alert on {settings.topics.tolls_alerts}): "
+              f"{percentiles(latency)}")
+        serving.close()
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
