@@ -215,8 +215,11 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
         replayed = next((v for v, meta in commits if meta == tag), None)
         # duplicates are judged against what was landed before this micro-batch, also on replay
         before = replayed - 1 if replayed is not None else commits[0][0]
-        records = (raw.withColumn("ingested_at", F.lit(now).cast("timestamp"))
-                   .transform(validate_toll_records(settings.validation))
+        # validated once and cached: the duplicate check reads it twice more
+        validated = (raw.withColumn("ingested_at", F.lit(now).cast("timestamp"))
+                     .transform(validate_toll_records(settings.validation))
+                     .persist())
+        records = (validated
                    .transform(flag_duplicates(_landed_ids(spark, settings, landing, before, now)))
                    .transform(outcome)
                    .persist())
@@ -252,6 +255,7 @@ def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
                     done.result()
         finally:
             records.unpersist()
+            validated.unpersist()
         totals.add(counts)
         line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed {landed}, "
                 f"quarantined {counts.get('quarantined', 0)}, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 DUPLICATE_PREFIX = "duplicate:"
@@ -19,28 +19,33 @@ DUPLICATE_PREFIX = "duplicate:"
 def flag_duplicates(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation marking duplicates among validated records.
 
-    `landed_ids` has a `transaction_id` column: the ids landed before this micro-batch.
+    `landed_ids` has a `transaction_id` column: the ids landed before this micro-batch. Only
+    narrow (id, partition, offset) rows are shuffled; the few duplicates found are broadcast back.
     """
 
     def transform(records: DataFrame) -> DataFrame:
         accepted = F.col("rejection_reason").isNull()
-        batch_ids = records.where(accepted).select("transaction_id").distinct()
+        keys = records.where(accepted).select("transaction_id", "partition", "offset")
+        position = F.struct("partition", "offset")
+        repeated = (keys.groupBy("transaction_id")
+                    .agg(F.count(F.lit(1)).alias("_n"), F.min(position).alias("_first"))
+                    .where(F.col("_n") > 1).drop("_n"))
         landed_before = (landed_ids.select("transaction_id")
-                         .join(F.broadcast(batch_ids), "transaction_id", "left_semi")
+                         .join(F.broadcast(keys.select("transaction_id")), "transaction_id",
+                               "left_semi")
                          .distinct().withColumn("_landed_before", F.lit(True)))
-        order = Window.partitionBy("transaction_id").orderBy("partition", "offset")
+        flags = repeated.join(landed_before, "transaction_id", "full")
         tid = F.col("transaction_id")
         reason = F.coalesce(
             F.col("rejection_reason"),
             F.when(F.col("_landed_before"),
                    F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid,
                             F.lit(" was already landed"))),
-            F.when(F.col("_rank") > 1,
+            F.when(F.col("_first").isNotNull() & (position != F.col("_first")),
                    F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid,
                             F.lit(" repeats an earlier record of this micro-batch"))),
         )
-        return (records.withColumn("_rank", F.when(accepted, F.row_number().over(order)))
-                .join(F.broadcast(landed_before), "transaction_id", "left")
+        return (records.join(F.broadcast(flags), "transaction_id", "left")
                 .withColumn("rejection_reason", reason)
                 .select(*records.columns))
 

@@ -26,13 +26,17 @@ _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\
 _CURRENCIES = ("USD",)
 
 
-def _wire_schema(raw_text: bool) -> T.StructType:
-    """Schema to read the JSON with: every field as text, or integers as JSON integers only."""
-    return T.StructType([
-        T.StructField(c.name, T.LongType() if (c.name in _INTEGER_FIELDS and not raw_text)
-                      else T.StringType())
-        for c in schemas.load(EVENT_SPEC).columns
-    ])
+def _wire_schema() -> T.StructType:
+    """Schema to read the JSON with: every field as its text (a JSON string's content, or the
+    literal text of a number), so a mistyped field is reported rather than read as null."""
+    return T.StructType([T.StructField(c.name, T.StringType())
+                         for c in schemas.load(EVENT_SPEC).columns])
+
+
+def _is_json_integer(name: str) -> Column:
+    """Whether field `name` is a JSON integer: integer text, and not a quoted string."""
+    quoted = F.col("_text").rlike(f'"{name}"\\s*:\\s*"')
+    return F.col("_raw")[name].rlike(r"^-?[0-9]{1,18}$") & ~quoted
 
 
 def _first(*checks: tuple[Column, str | Column]) -> Column:
@@ -43,14 +47,13 @@ def _first(*checks: tuple[Column, str | Column]) -> Column:
 def _transport_reason(settings: ValidationSettings) -> Column:
     value = F.col("value")
     size = F.coalesce(F.length(value), F.lit(0))
-    text = F.decode(value, "UTF-8")
     return _first(
         (value.isNull() | (size == 0), F.lit("empty message")),
         (size > settings.max_message_bytes,
          F.format_string("oversized message: %d bytes (limit %d)", size,
                          F.lit(settings.max_message_bytes))),
-        (F.encode(text, "UTF-8") != value, F.lit("value is not valid UTF-8")),
-        (F.json_object_keys(text).isNull(), F.lit("malformed JSON: not a valid JSON object")),
+        (F.encode(F.col("_text"), "UTF-8") != value, F.lit("value is not valid UTF-8")),
+        (F.col("_keys").isNull(), F.lit("malformed JSON: not a valid JSON object")),
     )
 
 
@@ -58,7 +61,7 @@ def _field_reasons(settings: ValidationSettings) -> Column:
     spec = schemas.load(EVENT_SPEC)
     keys = F.col("_keys")
     raw = F.col("_raw")
-    typed = F.col("_typed")
+    lane, vehicle_class = raw["lane"].cast("long"), raw["vehicle_class"].cast("long")
     allowed = F.array(*[F.lit(n) for n in spec.column_names])
     extra = F.array_except(keys, allowed)
     checks: list[Column] = [
@@ -75,7 +78,7 @@ def _field_reasons(settings: ValidationSettings) -> Column:
             (F.trim(value) == "", F.lit(f"field {c.name} is empty")),
         ))
     for name in _INTEGER_FIELDS:
-        checks.append(F.when(raw[name].isNotNull() & typed[name].isNull(),
+        checks.append(F.when(raw[name].isNotNull() & ~_is_json_integer(name),
                              F.lit(f"field {name} must be a JSON integer")))
     max_amount = Decimal(settings.max_amount)
     amount = raw["amount"]
@@ -87,10 +90,10 @@ def _field_reasons(settings: ValidationSettings) -> Column:
                F.concat(F.lit("amount is negative: "), amount)),
         F.when(amount_ok & (amount.cast("decimal(38,2)") > F.lit(max_amount)),
                F.concat(F.lit(f"amount is above the limit {max_amount}: "), amount)),
-        F.when(~typed["vehicle_class"].between(1, 5),
-               F.concat(F.lit("vehicle_class must be 1-5, got "), typed["vehicle_class"])),
-        F.when(~typed["lane"].between(0, 10_000),
-               F.concat(F.lit("lane out of range: "), typed["lane"])),
+        F.when(_is_json_integer("vehicle_class") & ~vehicle_class.between(1, 5),
+               F.concat(F.lit("vehicle_class must be 1-5, got "), vehicle_class)),
+        F.when(_is_json_integer("lane") & ~lane.between(0, 10_000),
+               F.concat(F.lit("lane out of range: "), lane)),
         F.when(~raw["currency"].isin(*_CURRENCIES),
                F.concat(F.lit("unsupported currency: "), F.substring(raw["currency"], 1, 20))),
     ]
@@ -118,19 +121,14 @@ def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame],
     spec = schemas.load(EVENT_SPEC)
 
     def transform(df: DataFrame) -> DataFrame:
-        text = F.decode(F.col("value"), "UTF-8")
         staged = (
-            df.withColumn("_transport", _transport_reason(settings))
-            .withColumn("_keys", F.json_object_keys(text))
-            .withColumn("_raw", F.from_json(text, _wire_schema(raw_text=True)))
-            .withColumn("_typed", F.from_json(text, _wire_schema(raw_text=False)))
+            df.withColumn("_text", F.decode(F.col("value"), "UTF-8"))
+            .withColumn("_keys", F.json_object_keys("_text"))
+            .withColumn("_raw", F.from_json("_text", _wire_schema()))
         )
-        reason = F.coalesce(F.col("_transport"), _field_reasons(settings))
-        typed_cols = [
-            (F.col("_typed")[c.name] if c.name in _INTEGER_FIELDS else F.col("_raw")[c.name])
-            .cast(schemas.spark_type(c.type)).alias(c.name)
-            for c in spec.columns
-        ]
+        reason = F.coalesce(_transport_reason(settings), _field_reasons(settings))
+        typed_cols = [F.col("_raw")[c.name].cast(schemas.spark_type(c.type)).alias(c.name)
+                      for c in spec.columns]
         return staged.select(*df.columns, *typed_cols, reason.alias("rejection_reason"))
 
     return transform
