@@ -37,7 +37,7 @@ def synthetic_landing(spark, n: int):  # noqa: ANN001, ANN201
         F.format_string("P%04d", F.pmod(h, 9999)).alias("plate"),
         F.format_string("P%02d", F.pmod(F.xxhash64(i, F.lit(2)), 12) + 1).alias("plaza_id"),
         (F.pmod(h, 6) + 1).cast("int").alias("lane"),
-        vehicle_class,
+        vehicle_class.alias("vehicle_class"),
         (F.lit(2.5) * vehicle_class + F.pmod(h, 4) * 0.25).cast("decimal(12,2)").alias("amount"),
         F.lit("USD").alias("currency"),
         event_time.alias("event_time"),
