@@ -30,8 +30,8 @@ final as (
         progress.speed_landing_version,
         progress.speed_processed_at,
         progress.landed_event_count,
-        now() - runs.batch_published_at as batch_age,
-        now() - progress.speed_processed_at as speed_age
+        round(epoch(now()) - epoch(runs.batch_published_at), 1) as batch_age_seconds,
+        round(epoch(now()) - epoch(progress.speed_processed_at), 1) as speed_age_seconds
     from cutover
     left join runs on runs.view_name = cutover.view_name
     cross join progress
