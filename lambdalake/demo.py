@@ -112,10 +112,16 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
               f"v{run.landing_version}) in {run.seconds:.1f}s")
         check("after the batch run", serving)
 
-        _step("Threshold change: C00007 -> 1000.00, no restart of anything")
-        customers_api.set_threshold(settings, "C00007", "1000.00")
-        print("customers: C00007 monthly threshold is now 1000.00 (takes effect at the next "
-              "micro-batch)")
+        serving.refresh()
+        spend = serving.con.execute(
+            "select spend from tolls_customer_spend_this_month where customer_id = 'C00007'"
+        ).fetchone()[0]
+        new_threshold = spend + 10
+        _step(f"Threshold change: C00007 (spent {spend} this month) -> {new_threshold}, "
+              "no restart")
+        customers_api.set_threshold(settings, "C00007", new_threshold)
+        print(f"customers: C00007 monthly threshold is now {new_threshold}; wave 2 should "
+              "cross it and raise a second alert for C00007")
 
         _step(f"Wave 2: {events // 4} more events -> streaming job (speed part after cut-over)")
         wave(events // 4, seed + 1, now - dt.timedelta(hours=1))
@@ -147,9 +153,9 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
              "select count(*) as alerts, count(distinct customer_id) as customers, "
              "min(alerted_at) as first_alert, max(alerted_at) as last_alert "
              "from speed.tolls_alerts"),
-            ("Latest alerts",
-             "select customer_id, month, threshold, spend, event_time from speed.tolls_alerts "
-             "order by alerted_at desc, customer_id limit 5"),
+            ("Alerts of C00007 (the second one follows the threshold change)",
+             "select customer_id, month, threshold, spend, event_time, alerted_at "
+             "from tolls_alerts where customer_id = 'C00007' order by alerted_at"),
             ("How fresh each report is",
              "select report, batch_cutover_landing_version as batch_cutover, "
              "batch_event_count, speed_landing_version as speed_through, "
