@@ -75,7 +75,7 @@ def customers(count: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def _event(rng: random.Random, index: int, at: dt.datetime, n_customers: int) -> dict:
+def _event(rng: random.Random, at: dt.datetime, n_customers: int) -> dict:
     vehicle_class = rng.choices(range(1, 6), weights=CLASS_WEIGHTS)[0]
     plaza_id = rng.choice(PLAZAS)
     surcharge = Decimal(PLAZAS.index(plaza_id) % 4) * Decimal("0.25")
@@ -134,7 +134,7 @@ def toll_records(options: TollsOptions) -> Iterator[TollRecord]:
         at = start + step * index
         if rng.random() < options.late_fraction:
             at -= options.max_lateness * rng.random()
-        event = _event(rng, index, at, options.customers)
+        event = _event(rng, at, options.customers)
         roll = rng.random()
         if roll < options.malformed_fraction:
             yield TollRecord(None, _malformed(rng, event), "malformed")
