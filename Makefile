@@ -34,6 +34,8 @@ lint: setup
 
 bench: setup
 	@$(BIN)/python -m bench.speed_throughput
+	@$(BIN)/python -m bench.freshness
+	@$(BIN)/python -m bench.batch_recompute
 
 kafka-start: setup
 	@$(BIN)/lambdalake kafka start
