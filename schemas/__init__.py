@@ -19,12 +19,18 @@ _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One column: name, logical type, whether it is required (not null), description."""
+    """One column: name, logical type, whether it is required (not null), description.
+
+    Specs imported from a standard also keep the standard's own type (`source_type`, e.g. the
+    CDM's `varchar(50)`) and the column a foreign key refers to (`references`, `table.column`).
+    """
 
     name: str
     type: str
     required: bool
     description: str
+    source_type: str | None = None
+    references: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ def load(name: str) -> TableSpec:
         name=raw["name"],
         layer=raw["layer"],
         description=raw["description"],
-        columns=tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"])
+        columns=tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
+                                 c.get("source_type"), c.get("references"))
                       for c in raw["columns"]),
         primary_key=tuple(raw.get("primary_key", ())),
         partition_by=tuple(raw.get("partition_by", ())),
@@ -104,7 +111,8 @@ def duckdb_ddl(name: str, relation: str | None = None) -> str:
     """`CREATE TABLE` statement of a table spec in DuckDB."""
     spec = load(name)
     cols = ",\n  ".join(
-        f"{c.name} {duckdb_type(c.type)}{' NOT NULL' if c.required else ''}" for c in spec.columns
+        f'"{c.name}" {duckdb_type(c.type)}{" NOT NULL" if c.required else ""}'
+        for c in spec.columns
     )
     return f"CREATE TABLE {relation or spec.name} (\n  {cols}\n)"
 
