@@ -89,6 +89,15 @@ def _customers(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _land(settings: Settings, args: argparse.Namespace) -> int:
+    from batch.omop.land import land
+
+    result = land(settings, args.path)
+    print(f"land: {result.files} files ({result.bytes / 1e6:.1f} MB) landed as "
+          f"{result.landing_id} in {result.folder}")
+    return 0
+
+
 def _speed(settings: Settings, args: argparse.Namespace) -> int:
     from speed import tolls_stream
 
@@ -197,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("amount", help="e.g. 150.00, or none to switch alerts off")
     p.add_parser("list", help="list customers and thresholds").set_defaults(
         handler=_customers)
+
+    p = sub.add_parser("land", help="land raw files in the landing zone").add_subparsers(
+        dest="source", required=True, metavar="SOURCE")
+    mimic = p.add_parser("mimic", help="copy a MIMIC-III CSV folder into the landing zone")
+    mimic.set_defaults(handler=_land)
+    mimic.add_argument("path", help="folder of MIMIC-III CSV files")
 
     p = sub.add_parser("speed", help="the streaming job").add_subparsers(
         dest="action", required=True, metavar="ACTION")

@@ -43,6 +43,8 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     primary_key: tuple[str, ...]
     partition_by: tuple[str, ...] = ()
+    source_file: str | None = None
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -72,6 +74,8 @@ def load(name: str) -> TableSpec:
                       for c in raw["columns"]),
         primary_key=tuple(raw.get("primary_key", ())),
         partition_by=tuple(raw.get("partition_by", ())),
+        source_file=raw.get("source_file"),
+        optional=raw.get("optional", False),
     )
 
 
