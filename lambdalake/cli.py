@@ -98,6 +98,16 @@ def _land(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_mimic(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake.generators import mimic
+
+    out = args.out or str(Path(settings.state.dir) / "mimic-synthetic")
+    counts = mimic.generate(out, args.patients, args.seed)
+    print(f"generate: {args.patients} synthetic MIMIC-III patients in {out}: "
+          + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
+    return 0
+
+
 def _speed(settings: Settings, args: argparse.Namespace) -> int:
     from speed import tolls_stream
 
@@ -197,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     for kind in ("late", "out-of-order", "duplicate", "malformed"):
         p.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
                        help=f"fraction of {kind} records (default 0)")
+
+    p = gen.add_parser("mimic", help="small synthetic MIMIC-III-shaped CSV files")
+    p.set_defaults(handler=_generate_mimic)
+    p.add_argument("--patients", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None,
+                   help="folder to write (default: <state dir>/mimic-synthetic)")
 
     p = sub.add_parser("customers", help="toll customers and thresholds").add_subparsers(
         dest="action", required=True, metavar="ACTION")
