@@ -115,6 +115,10 @@ def _speed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _batch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.job == "omop":
+        from batch import omop_etl
+
+        return omop_etl.main(args.job_args)
     from batch import tolls_reports
 
     return tolls_reports.main([])
@@ -241,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     run = p.add_parser("run", help="run a batch job")
     run.set_defaults(handler=_batch)
-    run.add_argument("job", choices=["tolls-reports"])
+    run.add_argument("job", choices=["tolls-reports", "omop"])
+    run.add_argument("job_args", nargs=argparse.REMAINDER,
+                     help="options of the job, e.g. omop --concept-maps FOLDER --sql-only")
     schedule = p.add_parser("schedule", help="rerun batch jobs on an interval (e.g. --every 30m)")
     schedule.set_defaults(handler=_batch_schedule)
     schedule.add_argument("--every", default="30m", help="interval: 30m, 90s, 1h (default 30m)")

@@ -26,6 +26,12 @@ _BASE_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    # dates before 1582 (MIMIC-III shifts the birth dates of patients over 89 into the 1800s and
+    # earlier) are written and read as proleptic Gregorian, as DuckDB and delta-rs read them
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
 }
 
 
