@@ -1,72 +1,80 @@
 """The clinical batch job: MIMIC-III raw CSVs in the landing zone -> OMOP CDM v5.4 Delta tables.
 
-It reads the latest landing of `lambdalake land mimic` with the raw specs' schemas, runs one Spark
-SQL file per CDM table (`batch/omop/sql/<table>.sql`, in dependency order) into a staging area,
-conforms each result to its CDM spec (column order and types), and only when every table has
-been staged publishes each one with a single Delta overwrite. Concept maps (CSV files such as
-`admission_type_to_concept.csv`) come from `--concept-maps`; without them every mapped concept is
-0 and the source value is kept, as OMOP conventions say.
+It reads the latest MIMIC-III landing (`lambdalake land mimic`) with the raw specs' schemas and the
+latest vocabulary landing (`lambdalake land vocabulary`: concept maps, and Athena's CONCEPT and
+CONCEPT_RELATIONSHIP where a user has them; without a vocabulary every concept is 0 and the source
+value is kept). Then:
 
-Work in progress (issue 4): person, death and visit_occurrence so far.
+1. stage: one Spark SQL file per CDM table (`batch/omop/sql/<table>.sql`), in dependency order,
+   each conformed to its CDM spec and written to `<lake>/omop_staging/<table>`;
+2. check: the conformance rules derived from `schemas/omop_*` (`batch/omop/checks.py`, Great
+   Expectations) run on each staged table, parents first; a failing row goes to
+   `quarantine.omop_quarantine` with the rules it broke and is not published;
+3. publish: each table is replaced in one Delta commit (`<lake>/omop/omop_<table>`), so a run that
+   dies midway leaves every table at its last good version, and a JSON message (table_name,
+   row_count, quarantined_count, delta_version, duration_seconds, run_id, published_at) goes to
+   the Kafka topic `etl.table_loaded` and to the `etl.table_loaded` Delta table.
 
-Usage (local):
-    lambdalake batch run omop [--concept-maps FOLDER] [--sql-only]
+Ids come from the source ids (or a row number over them in a fixed order), so a re-run over the
+same landing gives the same rows and ids.
+
+Usage (local; with the default local Kafka address the broker is started for the run if needed):
+    lambdalake batch run omop [--no-announce] [--sql-only]
 Usage on a cluster:
     spark-submit --master yarn --packages io.delta:delta-spark_2.12:3.3.2 \
-      --py-files dist/lambdalake-jobs.zip batch/omop_etl.py [--concept-maps FOLDER] [--sql-only]
+      --py-files dist/lambdalake-jobs.zip batch/omop_etl.py [--no-announce] [--sql-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+import pyarrow as pa
+from deltalake import write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 import schemas
-from batch.omop.land import raw_specs
+from batch.omop import checks, vocabulary
+from batch.omop.land import latest_landing, raw_specs
 from lambdalake import lake
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 
-TABLES = ("person", "death", "visit_occurrence")  # dependency order
-PARAMETERS = {"raw": "mimic_raw", "maps": "mimic_maps", "staging": "omop_staging"}
-MAPS = {
-    "ethnicity_to_concept":
-        "ethnicity string, race_concept_id int, ethnicity_concept_id int, priority int",
-    "admission_type_to_concept": "admission_type string, visit_concept_id int",
-    "admission_location_to_concept": "admission_location string, concept_id int",
-    "discharge_location_to_concept": "discharge_location string, concept_id int, comment string",
-}
+# Staging (dependency) order: a table's SQL reads only raw inputs and the tables before it.
+TABLES = ("concept", "concept_relationship", "care_site", "person", "death", "visit_occurrence",
+          "visit_detail", "condition_occurrence", "procedure_occurrence", "drug_exposure",
+          "measurement", "observation", "observation_period")
+# Check order: parents before the rows that refer to them; the observation period before events.
+CHECK_ORDER = ("concept", "concept_relationship", "care_site", "person", "observation_period",
+               "death", "visit_occurrence", "visit_detail", "condition_occurrence",
+               "procedure_occurrence", "drug_exposure", "measurement", "observation")
+INTERMEDIATE = ("source_to_standard",)
+PARAMETERS = {"raw": "mimic_raw", "maps": "mimic_maps", "vocab": "omop_vocab",
+              "intermediate": "omop_intermediate", "staging": "omop_staging"}
+ROW = "_staging_row"
 
 
-def render_sql(table: str, parameters: dict[str, str] | None = None) -> str:
-    """The SQL of a CDM table with its schema prefixes filled in."""
-    text = resources.files("batch.omop").joinpath("sql", f"{table}.sql").read_text()
+def render_sql(name: str, parameters: dict[str, str] | None = None) -> str:
+    """The SQL of a CDM table (or `intermediate/<name>`) with its schema prefixes filled in."""
+    text = resources.files("batch.omop").joinpath("sql", f"{name}.sql").read_text()
     return text.format(**(parameters or PARAMETERS))
 
 
-def latest_landing(settings: Settings) -> Path:
-    """Folder of the latest MIMIC-III landing."""
-    try:
-        manifest = DeltaTable(lake.delta_uri(lake.table_path(settings, "mimic_landings")))
-    except TableNotFoundError:
-        raise LambdalakeError("nothing is landed yet: run `lambdalake land mimic PATH` first"
-                              ) from None
-    landing_id = max(manifest.to_pyarrow_table(columns=["landing_id"]).column(0).to_pylist())
-    return Path(lake.table_path(settings, "mimic_landings")).parent / "mimic" / landing_id
-
-
-def register_inputs(spark: SparkSession, landing: Path, maps: Path | None) -> None:
-    """Temp views of the landed raw files and of the concept maps (empty when absent)."""
+def register_inputs(spark: SparkSession, landing: Path, vocabulary_folder: Path | None) -> bool:
+    """Temp views of the landed raw files (empty when an optional one is absent), of the
+    vocabulary and of the intermediate SQL. Returns whether a standard CONCEPT was landed."""
     for spec in raw_specs():
         path = landing / spec.source_file
         view = f"{PARAMETERS['raw']}_{spec.source_file[:-len('.csv')].lower()}"
@@ -79,11 +87,12 @@ def register_inputs(spark: SparkSession, landing: Path, maps: Path | None) -> No
         else:
             df = spark.createDataFrame([], schema)
         df.createOrReplaceTempView(view)
-    for name, ddl in MAPS.items():
-        path = maps / f"{name}.csv" if maps else None
-        df = (spark.read.option("header", True).schema(ddl).csv(str(path))
-              if path is not None and path.exists() else spark.createDataFrame([], ddl))
-        df.createOrReplaceTempView(f"{PARAMETERS['maps']}_{name}")
+    has_concept = vocabulary.register_vocabulary(spark, vocabulary_folder, PARAMETERS["maps"],
+                                                 PARAMETERS["vocab"])
+    for name in INTERMEDIATE:
+        spark.sql(render_sql(f"intermediate/{name}")).createOrReplaceTempView(
+            f"{PARAMETERS['intermediate']}_{name}")
+    return has_concept
 
 
 def conform(df: DataFrame, table: str) -> DataFrame:
@@ -93,57 +102,256 @@ def conform(df: DataFrame, table: str) -> DataFrame:
                        for c in spec.columns])
 
 
-@dataclass(frozen=True)
+def with_observation_period(observation_period: DataFrame,
+                            table: str) -> Callable[[DataFrame], DataFrame]:
+    """Transformation adding the person's observation period and the event's last date, which
+    the observation-period rules compare against."""
+    dates = checks.event_dates(schemas.load(f"omop_{table}"))
+
+    def transform(df: DataFrame) -> DataFrame:
+        if dates is None:
+            return df
+        first, last = dates
+        periods = observation_period.select(
+            "person_id", F.col("observation_period_start_date").alias(checks.OBSERVATION_START),
+            F.col("observation_period_end_date").alias(checks.OBSERVATION_END))
+        return (df.join(periods, "person_id", "left")
+                .withColumn(checks.EVENT_END, F.coalesce(F.col(last or first), F.col(first))))
+
+    return transform
+
+
+class Announcer(Protocol):
+    """Where completion messages go."""
+
+    def announce(self, message: dict[str, object]) -> None:
+        """Send one message."""
+
+
+class KafkaAnnouncer:
+    """Sends completion messages to the `etl.table_loaded` topic, keyed by table."""
+
+    def __init__(self, settings: Settings) -> None:
+        from lambdalake import topics
+
+        topics.ensure_topics(settings, settings.topics.etl_table_loaded)
+        self.topic = settings.topics.etl_table_loaded
+        self.producer = topics.producer(settings)
+
+    def announce(self, message: dict[str, object]) -> None:
+        """Send one message and wait for the broker's acknowledgement."""
+        self.producer.send(self.topic, key=str(message["table_name"]).encode(),
+                           value=json.dumps(message, default=str).encode())
+        self.producer.flush(timeout=30)
+
+    def close(self) -> None:
+        """Close the producer."""
+        self.producer.close(timeout=10)
+
+
+@dataclass
 class EtlRun:
-    """Row counts and Delta versions of the published CDM tables."""
+    """What a run published and quarantined."""
 
-    row_counts: dict[str, int]
-    versions: dict[str, int]
-    seconds: float
+    run_id: str
+    has_vocabulary: bool
+    row_counts: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, Counter[str]] = field(default_factory=dict)  # table -> rule -> rows
+    quarantined_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
-def run(spark: SparkSession, settings: Settings, maps: Path | None = None) -> EtlRun:
-    """Stage every CDM table, then publish them; return what was published."""
+class _Clock:
+    """Seconds spent per table across the phases of a run."""
+
+    def __init__(self) -> None:
+        self.spent: Counter[str] = Counter()
+
+    def timed(self, table: str, started: float) -> None:
+        self.spent[table] += time.monotonic() - started
+
+
+def _stage(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    path = f"{settings.lake.root.rstrip('/')}/omop_staging/{table}"
+    (conform(spark.sql(render_sql(table)), table)
+     .withColumn(ROW, F.monotonically_increasing_id())
+     .write.format("delta").mode("overwrite").option("overwriteSchema", True).save(path))
+    staged = spark.read.format("delta").load(path)
+    staged.createOrReplaceTempView(f"{PARAMETERS['staging']}_{table}")
+    return staged
+
+
+def _allowed_values(staged: DataFrame, table: str, clean: dict[str, DataFrame],
+                    has_vocabulary: bool) -> dict[str, list[object]]:
+    """For each foreign key to check: the values of the column that resolve to a parent row."""
+    spec = schemas.load(f"omop_{table}")
+    parents = set(clean) | {table} | ({"concept"} if has_vocabulary else set())
+    if not has_vocabulary:
+        parents.discard("concept")
+    allowed = {}
+    for column, parent in checks.references(spec, parents).items():
+        parent_df = staged if parent == table else clean[parent]
+        key = schemas.load(f"omop_{parent}").primary_key[0]
+        values = (staged.select(column).where(F.col(column).isNotNull()).distinct()
+                  .join(parent_df.select(F.col(key).alias(column)).distinct(), column,
+                        "left_semi"))
+        allowed[column] = [r[0] for r in values.collect()]
+    return allowed
+
+
+def _quarantine(spark: SparkSession, settings: Settings, run_id: str, table: str,
+                staged: DataFrame, failures: dict[object, list[str]]) -> DataFrame:
+    """Write the failing rows to omop_quarantine; return the rows that passed."""
+    bad = spark.createDataFrame([(row, "; ".join(rules)) for row, rules in failures.items()],
+                                f"{ROW} long, rules string")
+    columns = schemas.load(f"omop_{table}").column_names
+    quarantined = staged.join(bad, ROW).select(
+        F.lit(run_id).alias("run_id"), F.lit(table).alias("table_name"),
+        F.col(ROW).alias("staging_row"), "rules",
+        F.to_json(F.struct(*columns)).alias("record"),
+        F.current_timestamp().alias("quarantined_at"))
+    lake.ensure_table(spark, settings, "omop_quarantine")
+    quarantined.write.format("delta").mode("append").save(
+        lake.table_path(settings, "omop_quarantine"))
+    return staged.join(bad.select(ROW), ROW, "left_anti")
+
+
+def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = None,
+        progress: bool = False) -> EtlRun:
+    """Stage, check and publish every CDM table; return what was published."""
     started = time.monotonic()
-    register_inputs(spark, latest_landing(settings), maps)
+    landing = latest_landing(settings, "mimic")
+    if landing is None:
+        raise LambdalakeError("no MIMIC-III data is landed yet: run `lambdalake land mimic PATH` "
+                              "first")
+    run_id = "omop-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    has_vocabulary = register_inputs(spark, landing, latest_landing(settings, "vocabulary"))
+    result = EtlRun(run_id, has_vocabulary)
+    clock = _Clock()
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"omop: {text}", flush=True)
+
     staged = {}
+    for n, table in enumerate(TABLES, 1):
+        t0 = time.monotonic()
+        staged[table] = _stage(spark, settings, table)
+        clock.timed(table, t0)
+        say(f"staged {n}/{len(TABLES)} {table} ({clock.spent[table]:.1f}s)")
+    validator = checks.Validator()
+    clean: dict[str, DataFrame] = {}
+    for table in CHECK_ORDER:
+        t0 = time.monotonic()
+        spec = schemas.load(f"omop_{table}")
+        frame = staged[table]
+        if "observation_period" in clean:
+            frame = frame.transform(with_observation_period(clean["observation_period"], table))
+        rules = checks.rules_for(spec, _allowed_values(staged[table], table, clean,
+                                                       has_vocabulary),
+                                 with_observation_period="observation_period" in clean)
+        failures = validator.validate(table, frame, rules, ROW)
+        result.quarantined[table] = Counter(r for rules in failures.values() for r in rules)
+        result.quarantined_rows[table] = len(failures)
+        clean[table] = (_quarantine(spark, settings, run_id, table, staged[table], failures)
+                        if failures else staged[table])
+        clock.timed(table, t0)
+        say(f"checked {table}: {len(rules)} rules, "
+            + (f"{len(failures)} rows quarantined" if failures else "all rows pass"))
+    loads = []
     for table in TABLES:
-        path = f"{settings.lake.root.rstrip('/')}/omop_staging/{table}"
-        conform(spark.sql(render_sql(table)), table).write.format("delta").mode(
-            "overwrite").option("overwriteSchema", True).save(path)
-        staged[table] = spark.read.format("delta").load(path)
-        staged[table].createOrReplaceTempView(f"{PARAMETERS['staging']}_{table}")
-    counts, versions = {}, {}
-    for table, df in staged.items():
+        t0 = time.monotonic()
         target = lake.table_path(settings, f"omop_{table}")
-        tag = f"omop:{table}:{time.time_ns()}"
-        lake.write_tagged(df, target, "overwrite", tag)
-        versions[table] = lake.commit_version(spark, target, tag)
-        counts[table] = spark.read.format("delta").load(target).count()
-    return EtlRun(counts, versions, time.monotonic() - started)
+        tag = f"{run_id}:{table}"
+        published = clean[table].drop(ROW).cache()
+        result.row_counts[table] = published.count()
+        lake.write_tagged(published, target, "overwrite", tag)
+        published.unpersist()
+        result.versions[table] = lake.commit_version(spark, target, tag)
+        clock.timed(table, t0)
+        message = {"table_name": table, "row_count": result.row_counts[table],
+                   "quarantined_count": result.quarantined_rows[table],
+                   "delta_version": result.versions[table],
+                   "duration_seconds": round(clock.spent[table], 3), "run_id": run_id,
+                   "published_at": dt.datetime.now(dt.timezone.utc)}
+        if announcer is not None:
+            announcer.announce(message)
+        loads.append(message)
+        say(f"published {table}: {result.row_counts[table]} rows, v{result.versions[table]}")
+    write_deltalake(lake.delta_uri(lake.table_path(settings, "etl_table_loaded")),
+                    pa.Table.from_pylist(loads, schema=schemas.arrow_schema("etl_table_loaded")),
+                    mode="append")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _local_broker(settings: Settings) -> bool:
+    """Start the local broker for this run when Kafka is the (default) local one and is down;
+    return whether it was started here."""
+    from lambdalake import broker
+
+    try:
+        state = broker.status(settings)
+    except LambdalakeError:
+        return False  # a cluster address: the announcer reports it if it is unreachable
+    if state.running:
+        return False
+    broker.start(settings)
+    print(f"kafka: started the local broker for this run ({broker.status(settings).detail}); "
+          "it is stopped at the end, its topics stay in the state folder")
+    return True
+
+
+def report(result: EtlRun) -> list[str]:
+    """Lines summarising a run: rows per table, quarantined rows per rule."""
+    lines = [f"omop: run {result.run_id} published {len(result.row_counts)} CDM tables in "
+             f"{result.seconds:.1f}s" + ("" if result.has_vocabulary else
+                                        " (no standard vocabulary landed: concept tables are "
+                                        "empty and concept references are not checked)")]
+    for table, rows in result.row_counts.items():
+        lines.append(f"  {table:<22} {rows:>8} rows  v{result.versions[table]}"
+                     + (f"  ({result.quarantined_rows[table]} quarantined)"
+                        if result.quarantined_rows.get(table) else ""))
+    for table, rules in result.quarantined.items():
+        for rule, rows in sorted(rules.items()):
+            lines.append(f"  quarantined: {table} {rows} rows broke {rule}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for spark-submit and `lambdalake batch run omop`."""
     parser = argparse.ArgumentParser(prog="batch/omop_etl.py",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--concept-maps", type=Path, default=None,
-                        help="folder of MIMIC-to-OMOP concept map CSV files")
+    parser.add_argument("--no-announce", action="store_true",
+                        help="do not send the etl.table_loaded Kafka messages (they are still "
+                             "recorded in the etl.table_loaded Delta table)")
     parser.add_argument("--sql-only", action="store_true",
                         help="print the rendered SQL of every CDM table and stop")
     args = parser.parse_args(argv)
     if args.sql_only:
-        for table in TABLES:
-            print(f"-- {table}\n{render_sql(table)}")
+        for name in [f"intermediate/{n}" for n in INTERMEDIATE] + list(TABLES):
+            print(f"-- {name}\n{render_sql(name)}")
         return 0
+    from lambdalake import broker
     from lambdalake.spark import create_spark_session
 
     settings = load_settings()
-    spark = create_spark_session(settings, "lambdalake-batch-omop")
-    result = run(spark, settings, args.concept_maps)
-    print("omop: published " + ", ".join(f"{t} {n} rows (v{result.versions[t]})"
-                                         for t, n in result.row_counts.items())
-          + f" in {result.seconds:.1f}s")
+    started_broker = False if args.no_announce else _local_broker(settings)
+    announcer = None
+    try:
+        announcer = None if args.no_announce else KafkaAnnouncer(settings)
+        spark = create_spark_session(settings, "lambdalake-batch-omop")
+        result = run(spark, settings, announcer, progress=True)
+    finally:
+        if announcer is not None:
+            announcer.close()
+        if started_broker:
+            broker.stop(settings)
+    print("\n".join(report(result)))
+    if not args.no_announce:
+        print(f"omop: {len(result.row_counts)} messages sent to Kafka topic "
+              f"{settings.topics.etl_table_loaded}")
     return 0
 
 

@@ -92,7 +92,7 @@ def _customers(settings: Settings, args: argparse.Namespace) -> int:
 def _land(settings: Settings, args: argparse.Namespace) -> int:
     from batch.omop.land import land
 
-    result = land(settings, args.path)
+    result = land(settings, args.path, args.source)
     print(f"land: {result.files} files ({result.bytes / 1e6:.1f} MB) landed as "
           f"{result.landing_id} in {result.folder}")
     return 0
@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     mimic = p.add_parser("mimic", help="copy a MIMIC-III CSV folder into the landing zone")
     mimic.set_defaults(handler=_land)
     mimic.add_argument("path", help="folder of MIMIC-III CSV files")
+    vocab = p.add_parser("vocabulary", help="copy concept maps (mimic-omop) and/or Athena "
+                                            "CONCEPT.csv, CONCEPT_RELATIONSHIP.csv into the "
+                                            "landing zone")
+    vocab.set_defaults(handler=_land)
+    vocab.add_argument("path", help="folder of concept map / vocabulary CSV files")
 
     p = sub.add_parser("speed", help="the streaming job").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -247,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_batch)
     run.add_argument("job", choices=["tolls-reports", "omop"])
     run.add_argument("job_args", nargs=argparse.REMAINDER,
-                     help="options of the job, e.g. omop --concept-maps FOLDER --sql-only")
+                     help="options of the job, e.g. omop --sql-only or omop --no-announce")
     schedule = p.add_parser("schedule", help="rerun batch jobs on an interval (e.g. --every 30m)")
     schedule.set_defaults(handler=_batch_schedule)
     schedule.add_argument("--every", default="30m", help="interval: 30m, 90s, 1h (default 30m)")

@@ -3,7 +3,8 @@
 Usage: python scripts/import_mimic_spec.py ../shared/data/mimic-iii-demo-1.4
 
 Column names and order are the files' headers; types are read off the demo's values once (int,
-double, timestamp, string) and then kept as data, like every other spec. `row_id`, `subject_id`
+double, timestamp, string; code columns are always strings) and then kept as data, like every
+other spec. `row_id`, `subject_id`
 and id columns without blanks in the demo are required. LABEVENTS, absent from the demo, is
 written from the MIMIC-III documentation and is optional.
 """
@@ -20,6 +21,10 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 FILES = ("PATIENTS", "ADMISSIONS", "ICUSTAYS", "TRANSFERS", "SERVICES", "CAREGIVERS",
          "DIAGNOSES_ICD", "PROCEDURES_ICD", "CPTEVENTS", "PRESCRIPTIONS", "OUTPUTEVENTS",
          "MICROBIOLOGYEVENTS", "D_ICD_DIAGNOSES", "D_ICD_PROCEDURES", "D_ITEMS", "D_LABITEMS")
+# Codes look like numbers in the demo but have leading zeros ("0014", "00006494300"); measured
+# values may be fractional in the full release. Their types are fixed here, not read off the values.
+FIXED_TYPES = {"icd9_code": "string", "ndc": "string", "cpt_cd": "string", "gsn": "string",
+               "loinc_code": "string", "value": "double", "dilution_value": "double"}
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 LABEVENTS = [("row_id", "int", True), ("subject_id", "int", True), ("hadm_id", "int", False),
              ("itemid", "int", True), ("charttime", "timestamp", False),
@@ -60,7 +65,8 @@ def main(folder: str) -> None:
             values = [r[i] for r in rows]
             required = column in ("row_id", "subject_id") or (
                 column.endswith("_id") and all(v != "" for v in values))
-            columns.append({"name": column, "type": sniff(values), "required": required,
+            columns.append({"name": column, "type": FIXED_TYPES.get(column) or sniff(values),
+                            "required": required,
                             "description": f"{name}.{column.upper()} of MIMIC-III."})
         write(name, f"{name}.csv", False, columns)
     write("LABEVENTS", "LABEVENTS.csv", True,

@@ -27,7 +27,7 @@ MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
                 "tolls_plaza_revenue_30m", "tolls_daily_class_traffic")
 # Views over the merged views (also one SQL file each), created after them.
 DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts")
-LAYERS = ("landing", "quarantine", "speed", "batch", "reference", "omop")
+LAYERS = ("landing", "quarantine", "speed", "batch", "reference", "omop", "etl")
 
 
 def relation_name(table: str) -> str:

@@ -1,8 +1,9 @@
-"""`lambdalake land mimic PATH`: copy a MIMIC-III CSV folder into the landing zone, as-is.
+"""`lambdalake land mimic|vocabulary PATH`: copy a folder of source files into the landing zone.
 
-Every CSV file of the folder is copied to `<lake>/landing/mimic/<landing id>/`, and one row per
-file (size, SHA-256, record count, source) goes to the `mimic_landings` table. Before anything is
-copied, the folder is checked against the raw specs (`schemas/mimic_*.json`): a missing required
+Every CSV file of the folder is copied to `<lake>/landing/<kind>/<landing id>/`, and one row per
+file (size, SHA-256, record count, source) goes to the `<kind>_landings` table. Before anything is
+copied, the folder is checked: MIMIC-III files against the raw specs (`schemas/mimic_*.json`),
+vocabulary files against the concept map columns and the CDM vocabulary specs. A missing required
 file or a missing column is one error naming all of them. Header names are compared without
 regard to case (the full MIMIC-III release has upper-case headers, the demo lower-case).
 """
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 import schemas
+from batch.omop import vocabulary
 from lambdalake import lake
 from lambdalake.config import Settings
 from lambdalake.errors import LambdalakeError
@@ -31,17 +34,25 @@ def raw_specs() -> list[schemas.TableSpec]:
             if schemas.load(n).layer == "raw" and n.startswith("mimic_")]
 
 
+KINDS = ("mimic", "vocabulary")
+
+
 def _header(path: Path) -> list[str]:
+    delimiter = "\t" if path.name.upper() in vocabulary.STANDARD else ","
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        return [c.strip().lower() for c in next(csv.reader(f), [])]
+        return [c.strip().lower() for c in next(csv.reader(f, delimiter=delimiter), [])]
 
 
-def check_folder(folder: Path) -> dict[str, schemas.TableSpec]:
-    """Map file name -> spec for the folder's spec'd files, or one error naming what is missing."""
+def _csv_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def check_folder(folder: Path) -> dict[str, str]:
+    """Map file name -> raw spec name for the folder's spec'd files, or one error naming what is
+    missing."""
     if not folder.is_dir():
         raise LambdalakeError(f"{folder} is not a folder: give the folder of MIMIC-III CSV files")
-    present = {p.name.upper(): p for p in folder.glob("*.csv")} | {
-        p.name.upper(): p for p in folder.glob("*.CSV")}
+    present = {p.name.upper(): p for p in _csv_files(folder)}
     missing_files, missing_columns, found = [], [], {}
     for spec in raw_specs():
         path = present.get(spec.source_file.upper())
@@ -49,7 +60,7 @@ def check_folder(folder: Path) -> dict[str, schemas.TableSpec]:
             if not spec.optional:
                 missing_files.append(spec.source_file)
             continue
-        found[path.name] = spec
+        found[path.name] = spec.name
         absent = [c for c in spec.column_names if c.lower() not in set(_header(path))]
         if absent:
             missing_columns.append(f"{path.name}: {', '.join(absent)}")
@@ -62,6 +73,38 @@ def check_folder(folder: Path) -> dict[str, schemas.TableSpec]:
         raise LambdalakeError(f"{folder} is not a complete MIMIC-III CSV folder: "
                               + "; ".join(problems))
     return found
+
+
+def check_vocabulary_folder(folder: Path) -> dict[str, str]:
+    """Map file name -> what it is for the folder's known vocabulary files, or one error."""
+    if not folder.is_dir():
+        raise LambdalakeError(f"{folder} is not a folder: give a folder of concept map CSV files "
+                              "and/or CONCEPT.csv, CONCEPT_RELATIONSHIP.csv")
+    found, problems = {}, []
+    for path in _csv_files(folder):
+        if not vocabulary.is_known(path):
+            continue
+        absent = vocabulary.check_header(path, _header(path))
+        if absent:
+            problems.append(f"{path.name}: {', '.join(absent)}")
+        found[path.name] = vocabulary.STANDARD.get(path.name.upper(), f"map:{path.stem}")
+    if problems:
+        raise LambdalakeError(f"{folder}: missing columns: {'; '.join(problems)}")
+    if not found:
+        raise LambdalakeError(
+            f"{folder} has no vocabulary file the OMOP ETL reads: expected concept maps such as "
+            f"{', '.join(sorted(vocabulary.MAPS)[:3])}, ... (.csv) or CONCEPT.csv")
+    return found
+
+
+def latest_landing(settings: Settings, kind: str) -> Path | None:
+    """Folder of the latest landing of a kind, or None when nothing was landed."""
+    try:
+        manifest = DeltaTable(lake.delta_uri(lake.table_path(settings, f"{kind}_landings")))
+    except TableNotFoundError:
+        return None
+    ids = manifest.to_pyarrow_table(columns=["landing_id"]).column(0).to_pylist()
+    return Path(settings.lake.root) / "landing" / kind / max(ids) if ids else None
 
 
 @dataclass(frozen=True)
@@ -81,32 +124,37 @@ def _sha256_and_records(path: Path, count: bool) -> tuple[str, int | None]:
             digest.update(block)
     records = None
     if count:
+        tabbed = path.name.upper() in vocabulary.STANDARD  # Athena: tabs, quotes not special
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            records = max(sum(1 for _ in csv.reader(f)) - 1, 0)
+            reader = (csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tabbed
+                      else csv.reader(f))
+            records = max(sum(1 for _ in reader) - 1, 0)
     return digest.hexdigest(), records
 
 
-def land(settings: Settings, source: str | Path) -> Landing:
-    """Check and copy a MIMIC-III CSV folder into the landing zone; record it."""
+def land(settings: Settings, source: str | Path, kind: str = "mimic") -> Landing:
+    """Check and copy a folder of MIMIC-III (or vocabulary) CSV files into the landing zone;
+    record it."""
     folder = Path(source).expanduser().resolve()
-    spec_for = check_folder(folder)
+    spec_for = check_folder(folder) if kind == "mimic" else check_vocabulary_folder(folder)
     if "://" in settings.lake.root:
         raise LambdalakeError("landing files into an object-store lake is not supported yet: "
                               "land into a local lake root (LAMBDALAKE_LAKE_ROOT)")
     now = dt.datetime.now(dt.timezone.utc)
     landing_id = now.strftime("%Y%m%dT%H%M%S%fZ")
-    target = Path(settings.lake.root) / "landing" / "mimic" / landing_id
+    target = Path(settings.lake.root) / "landing" / kind / landing_id
     target.mkdir(parents=True)
     rows = []
-    for path in sorted(folder.glob("*.csv")) + sorted(folder.glob("*.CSV")):
+    for path in _csv_files(folder):
         shutil.copy2(path, target / path.name)
         spec = spec_for.get(path.name)
         sha, records = _sha256_and_records(target / path.name, count=spec is not None)
         rows.append({"landing_id": landing_id, "file_name": path.name,
-                     "spec_name": spec.name if spec else None, "row_count": records,
+                     "spec_name": spec, "row_count": records,
                      "bytes": path.stat().st_size, "sha256": sha, "source_path": str(folder),
                      "landed_at": now})
-    write_deltalake(lake.delta_uri(lake.table_path(settings, "mimic_landings")),
-                    pa.Table.from_pylist(rows, schema=schemas.arrow_schema("mimic_landings")),
+    manifest = f"{kind}_landings"
+    write_deltalake(lake.delta_uri(lake.table_path(settings, manifest)),
+                    pa.Table.from_pylist(rows, schema=schemas.arrow_schema(manifest)),
                     mode="append")
     return Landing(landing_id, str(target), len(rows), sum(r["bytes"] for r in rows))

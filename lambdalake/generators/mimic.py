@@ -6,6 +6,13 @@ admissions, transfers, services, diagnoses and procedures (codes from the genera
 prescriptions, output and lab events (items from the dictionaries), microbiology. Dates are
 shifted into the 2100s as in MIMIC-III. Deterministic for a seed. Columns the generator does not
 model are left empty when optional, or get a plain value of their type.
+
+It also writes a small vocabulary into `<FOLDER>/vocabulary/` (land it with `lambdalake land
+vocabulary`): concept maps for the values it generates, with the concept ids of MIT-LCP's
+mimic-omop maps, and a synthetic Athena-style CONCEPT.csv / CONCEPT_RELATIONSHIP.csv. Those hold
+the concepts the maps and the ETL use, plus the generated ICD-9, LOINC and drug codes as source
+concepts mapped to local standard concepts (ids from 2,000,000,001, OMOP's range for local
+concepts). It is not the OHDSI vocabulary: it exists so the ETL's vocabulary path runs end to end.
 """
 
 from __future__ import annotations
@@ -179,6 +186,80 @@ def _records(patients: int, seed: int) -> dict[str, list[dict]]:
     return out
 
 
+# Concept maps for the generated values, with mimic-omop's concept ids (MIT licence).
+MAP_ROWS: dict[str, list[tuple[object, ...]]] = {
+    "ethnicity_to_concept": [("WHITE", 8527, 38003564, 1),
+                             ("BLACK/AFRICAN AMERICAN", 38003599, 38003564, 2),
+                             ("HISPANIC OR LATINO", 4188159, 38003563, 1),
+                             ("ASIAN", 8515, 38003564, 1),
+                             ("UNKNOWN/NOT SPECIFIED", 4218674, 38003564, 0)],
+    "admission_type_to_concept": [("ELECTIVE", 9201), ("EMERGENCY", 262), ("URGENT", 262)],
+    "admission_location_to_concept": [("EMERGENCY ROOM ADMIT", 8870)],
+    "discharge_location_to_concept": [("HOME", 8536, "")],
+    "route_to_concept": [("PO", 4128794), ("IV", 4112421), ("SC", 4139962)],
+    "insurance_to_concept": [("Medicaid", 45885112), ("Medicare", 45883718),
+                             ("Private", 21498514)],
+    "marital_status_to_concept": [("MARRIED", 45876756), ("SINGLE", 45881671),
+                                  ("WIDOWED", 45883711)],
+    "seq_num_to_concept": [(1, 38000184), (2, 38000185), (3, 38000186), (4, 38000187),
+                           (5, 38000188)],
+    "output_label_to_concept": [("Urine Out Foley", 40055, 3014315),
+                                ("Foley", 226559, 3014315)],
+    "lab_unit_to_concept": [("g/dL", 8713), ("mEq/L", 9557), ("mg/dL", 8840)],
+}
+LOCAL_CONCEPTS = 2_000_000_000
+
+
+def _vocabulary(target: Path) -> None:
+    """Write the concept maps and the synthetic CONCEPT / CONCEPT_RELATIONSHIP files."""
+    from batch.omop import vocabulary
+
+    target.mkdir(parents=True, exist_ok=True)
+    concepts: dict[int, tuple[str, str, str, str, str | None, str]] = {
+        cid: (name, domain, vocab, klass, "S" if cid else None, code)
+        for cid, (name, domain, vocab, klass, code) in vocabulary.FIXED_CONCEPTS.items()}
+    for name, rows in MAP_ROWS.items():
+        with open(target / f"{name}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(vocabulary.map_columns(name))
+            writer.writerows(rows)
+        concept_columns = [i for i, c in enumerate(vocabulary.map_columns(name))
+                           if c.endswith("concept_id")]
+        for row in rows:
+            for value in (row[i] for i in concept_columns):
+                concepts.setdefault(value, (f"{row[0]} ({name})", "Observation", "mimic-omop",
+                                            "Synthetic", "S", str(value)))
+    relationships = []
+    sources = ([("ICD9CM", "Condition", code[:3] + "." + code[3:] if len(code) > 3 else code,
+                 title) for code, title in ICD9_DIAGNOSES]
+               + [("ICD9Proc", "Procedure", code[:2] + "." + code[2:], title)
+                  for code, title in ICD9_PROCEDURES]
+               + [("LOINC", "Measurement", loinc, label)
+                  for _, label, _, _, loinc, *_ in LAB_ITEMS])
+    for n, (vocab, domain, code, title) in enumerate(sources, 1):
+        source_id, standard_id = LOCAL_CONCEPTS + n, LOCAL_CONCEPTS + 1000 + n
+        concepts[source_id] = (title, domain, vocab, "Synthetic", None, code)
+        concepts[standard_id] = (title, domain, "Synthetic", "Synthetic", "S", f"S-{code}")
+        relationships.append((source_id, standard_id, "Maps to"))
+    with open(target / "prescriptions_ndcisnullzero_to_concept.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(vocabulary.map_columns("prescriptions_ndcisnullzero_to_concept"))
+        for n, (drug, *_rest) in enumerate(DRUGS, 1):
+            concepts[LOCAL_CONCEPTS + 2000 + n] = (drug, "Drug", "Synthetic", "Synthetic", "S",
+                                                   f"D-{n}")
+            writer.writerow([drug, LOCAL_CONCEPTS + 2000 + n, drug])
+    with open(target / "CONCEPT.csv", "w", newline="") as f:
+        f.write("\t".join(schemas.load("omop_concept").column_names) + "\n")
+        for cid, (name, domain, vocab, klass, standard, code) in sorted(concepts.items()):
+            f.write("\t".join([str(cid), name, domain, vocab, klass, standard or "", code,
+                               "19700101", "20991231", ""]) + "\n")
+    with open(target / "CONCEPT_RELATIONSHIP.csv", "w", newline="") as f:
+        f.write("\t".join(schemas.load("omop_concept_relationship").column_names) + "\n")
+        for one, two, relationship in relationships:
+            f.write("\t".join([str(one), str(two), relationship, "19700101", "20991231", ""])
+                    + "\n")
+
+
 def _filler(logical: str) -> Callable[[], object]:
     return {"int": lambda: 0, "double": lambda: 0.0,
             "timestamp": lambda: "2100-01-01 00:00:00"}.get(logical, lambda: "")
@@ -206,4 +287,5 @@ def generate(folder: str | Path, patients: int, seed: int = 0) -> dict[str, int]
             writer.writerow(spec.column_names)
             writer.writerows(_rows(spec, rows))
         counts[spec.source_file] = len(rows)
+    _vocabulary(target / "vocabulary")
     return counts

@@ -8,11 +8,6 @@ admissions as (
     from {raw}_admissions
 ),
 
-persons as (
-    select person_id
-    from {staging}_person
-),
-
 visit_map as (
     select admission_type, visit_concept_id
     from {maps}_admission_type_to_concept
@@ -50,7 +45,6 @@ final as (
             partition by admissions.subject_id order by admissions.admittime, admissions.hadm_id
         ) as preceding_visit_occurrence_id
     from admissions
-    inner join persons on persons.person_id = admissions.subject_id
     left join visit_map on visit_map.admission_type = admissions.admission_type
     left join admitted_from_map
         on admitted_from_map.admission_location = admissions.admission_location
