@@ -1,11 +1,13 @@
-"""`lambdalake demo`: the tolls pipeline end to end on the embedded defaults, with a check.
+"""`lambdalake demo`: the tolls pipeline and the clinical ETL end to end, with a check.
 
 Starts the local Kafka broker if it is not running, streams two waves of generated toll events
 (late, out-of-order, duplicate and malformed ones too) with a batch run and a threshold change
 between them, prints the merged reports and alerts, and ends with a `check:` line that says OK
 only if every merged report equals the same report computed by DuckDB directly from every
-accepted generated event, before the batch run, after it and after the second wave. It uses its
-own lake, checkpoints and topic under the state folder, and stops what it started.
+accepted generated event, before the batch run, after it and after the second wave. Then it
+generates synthetic MIMIC-III patients, runs the OMOP ETL over them and shows a cohort query; the
+check also requires the CDM row counts to agree with the generated sources. It uses its own lake,
+checkpoints and topics under the state folder, and stops what it started.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ DEMO_TOPIC = "demo.tolls.events"
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The demo's own lake, checkpoints and topic, under the state folder."""
+    """The demo's own lake, checkpoints and topics, under the state folder."""
     root = Path(settings.state.dir) / "demo"
     return settings.replace(lake={"root": str(root / "lake")},
                             checkpoint={"root": str(root / "checkpoints")},
-                            topics={"tolls_events": DEMO_TOPIC})
+                            topics={"tolls_events": DEMO_TOPIC,
+                                    "etl_table_loaded": "demo.etl.table_loaded"})
 
 
 def merged_reports(serving: object) -> dict[str, set[tuple]]:
@@ -39,6 +42,73 @@ def merged_reports(serving: object) -> dict[str, set[tuple]]:
     serving.refresh()  # type: ignore[attr-defined]
     return {name: set(serving.con.execute(f"select * from {name}").fetchall())  # type: ignore[attr-defined]
             for name in REPORT_SQL}
+
+
+CLINICAL_PATIENTS = 200
+COHORT_SQL = """
+with atrial_fibrillation as (
+    select distinct person_id
+    from omop.condition_occurrence
+    where condition_source_value = '42731'
+)
+select
+    person.gender_source_value as gender,
+    count(*) as persons,
+    round(avg(year(period.observation_period_start_date) - person.year_of_birth), 1)
+        as mean_age_at_first_visit,
+    count(death.person_id) as died
+from atrial_fibrillation
+join omop.person as person using (person_id)
+join omop.observation_period as period using (person_id)
+left join omop.death as death using (person_id)
+group by 1
+order by 1
+"""
+
+
+def _clinical(spark: object, settings: Settings, seed: int) -> str:
+    """Synthetic MIMIC-III -> OMOP ETL -> a cohort query; return the check's verdict."""
+    from batch import omop_etl
+    from batch.omop.land import land
+    from lambdalake.generators import mimic
+    from serving.engine import Serving
+    from serving.output import as_table
+
+    _step(f"Clinical: {CLINICAL_PATIENTS} synthetic MIMIC-III patients -> OMOP CDM v5.4")
+    folder = Path(settings.lake.root).parent / "mimic-synthetic"
+    counts = mimic.generate(folder, CLINICAL_PATIENTS, seed)
+    print(f"generate: {sum(counts.values())} records in {len(counts)} MIMIC-III files, and a "
+          f"small vocabulary, in {folder}")
+    for kind, source in (("mimic", folder), ("vocabulary", folder / "vocabulary")):
+        landed = land(settings, source, kind)
+        print(f"land {kind}: {landed.files} files as {landed.landing_id}")
+    announcer = omop_etl.KafkaAnnouncer(settings)
+    try:
+        result = omop_etl.run(spark, settings, announcer, progress=True)  # type: ignore[arg-type]
+    finally:
+        announcer.close()
+    print("\n".join(omop_etl.report(result)))
+    print(f"omop: {len(result.row_counts)} etl.table_loaded messages on Kafka topic "
+          f"{settings.topics.etl_table_loaded}")
+    serving = Serving(settings)
+    for title, sql in [
+        ("Conditions per person, by gender",
+         "select person.gender_source_value as gender, count(distinct person_id) as persons, "
+         "round(count(*) / count(distinct person_id), 1) as conditions_per_person "
+         "from omop.condition_occurrence join omop.person as person using (person_id) "
+         "group by 1 order by 1"),
+        ("Cohort: patients with atrial fibrillation (ICD-9 427.31)", COHORT_SQL),
+    ]:
+        print(f"\n{title}:\n{as_table(serving.query(sql))}")
+    serving.close()
+    expected = {"person": CLINICAL_PATIENTS, "visit_occurrence": counts["ADMISSIONS.csv"],
+                "visit_detail": counts["ICUSTAYS.csv"],
+                "condition_occurrence": counts["DIAGNOSES_ICD.csv"],
+                "drug_exposure": counts["PRESCRIPTIONS.csv"]}
+    agree = (all(result.row_counts[t] == n for t, n in expected.items())
+             and not sum(result.quarantined_rows.values()))
+    return (f"clinical ETL ({', '.join(f'{t} {n}' for t, n in expected.items())}): "
+            + ("CDM rows and sources agree" if agree else "CDM rows and sources DIFFER"))
 
 
 def _step(title: str) -> None:
@@ -165,11 +235,13 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         ]:
             print(f"\n{title}:\n{as_table(serving.query(sql))}")
         serving.close()
+        checks.append(_clinical(spark, settings, seed))
     finally:
         if started_broker:
             broker.stop(settings)
             print("\nkafka: stopped the broker the demo started")
-    ok = len(checks) == 3 and all(c.endswith("equal") for c in checks)
+    ok = len(checks) == 4 and all(c.endswith(("equal", "agree")) for c in checks)
     print(f"\ncheck: merged views vs ground truth over {len(accepted)} accepted events: "
-          + "; ".join(checks) + f" => {'OK' if ok else 'FAILED'}")
+          + "; ".join(checks[:3]) + f"; {checks[3] if len(checks) > 3 else 'clinical: not run'}"
+          + f" => {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
