@@ -38,7 +38,7 @@ KINDS = ("mimic", "vocabulary")
 
 
 def _header(path: Path) -> list[str]:
-    delimiter = "\t" if path.name.upper() in vocabulary.STANDARD else ","
+    delimiter = "\t" if vocabulary.standard_spec(path) else ","
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         return [c.strip().lower() for c in next(csv.reader(f, delimiter=delimiter), [])]
 
@@ -87,7 +87,7 @@ def check_vocabulary_folder(folder: Path) -> dict[str, str]:
         absent = vocabulary.check_header(path, _header(path))
         if absent:
             problems.append(f"{path.name}: {', '.join(absent)}")
-        found[path.name] = vocabulary.STANDARD.get(path.name.upper(), f"map:{path.stem}")
+        found[path.name] = vocabulary.standard_spec(path) or f"map:{path.stem}"
     if problems:
         raise LambdalakeError(f"{folder}: missing columns: {'; '.join(problems)}")
     if not found:
@@ -124,7 +124,7 @@ def _sha256_and_records(path: Path, count: bool) -> tuple[str, int | None]:
             digest.update(block)
     records = None
     if count:
-        tabbed = path.name.upper() in vocabulary.STANDARD  # Athena: tabs, quotes not special
+        tabbed = vocabulary.standard_spec(path) is not None  # Athena: tabs, quotes not special
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             reader = (csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tabbed
                       else csv.reader(f))

@@ -60,6 +60,11 @@ FIXED_CONCEPTS: dict[int, tuple[str, str, str, str, str]] = {
 STANDARD = {"CONCEPT.csv": "omop_concept", "CONCEPT_RELATIONSHIP.csv": "omop_concept_relationship"}
 
 
+def standard_spec(path: Path) -> str | None:
+    """The CDM spec of a standard vocabulary file (CONCEPT.csv, any case), else None."""
+    return {k.upper(): v for k, v in STANDARD.items()}.get(path.name.upper())
+
+
 def map_columns(name: str) -> list[str]:
     """Column names of a concept map, in file order."""
     return [part.split()[0] for part in MAPS[name].split(",")]
@@ -69,8 +74,8 @@ def check_header(path: Path, header: list[str]) -> list[str]:
     """The columns a known vocabulary file lacks (empty when it is complete or not a known file)."""
     if path.stem in MAPS:
         expected = map_columns(path.stem)
-    elif path.name.upper() in STANDARD:
-        expected = schemas.load(STANDARD[path.name.upper()]).column_names
+    elif standard_spec(path):
+        expected = schemas.load(str(standard_spec(path))).column_names
     else:
         return []
     present = [c.strip().lower() for c in header]
@@ -82,7 +87,7 @@ def check_header(path: Path, header: list[str]) -> list[str]:
 
 def is_known(path: Path) -> bool:
     """Whether the ETL reads this file."""
-    return path.stem in MAPS or path.name.upper() in STANDARD
+    return path.stem in MAPS or standard_spec(path) is not None
 
 
 def _standard_schema(spec_name: str) -> T.StructType:

@@ -49,3 +49,31 @@ def test_missing_files_and_columns_are_named_in_one_error(tmp_path):
 def test_not_a_folder(tmp_path):
     with pytest.raises(LambdalakeError, match="is not a folder"):
         check_folder(tmp_path / "nope")
+
+
+def test_vocabulary_folder_problems_are_one_error_each(tmp_path):
+    from batch.omop.land import check_vocabulary_folder
+
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(LambdalakeError, match="no vocabulary file the OMOP ETL reads"):
+        check_vocabulary_folder(tmp_path)
+    (tmp_path / "ethnicity_to_concept.csv").write_text("ETHNICITY,race_concept_id\nWHITE,8527\n")
+    (tmp_path / "route_to_concept.csv").write_text("concept_id,ROUTE\n4128794,PO\n")
+    with pytest.raises(LambdalakeError) as info:
+        check_vocabulary_folder(tmp_path)
+    assert "ethnicity_to_concept.csv: ethnicity_concept_id, priority" in str(info.value)
+    assert "route_to_concept.csv: (out of order" in str(info.value)
+
+
+def test_generated_vocabulary_lands_with_its_record_counts(settings, tmp_path):
+    from lambdalake.generators.mimic import generate
+
+    generate(tmp_path / "mimic", patients=3, seed=1)
+    result = land(settings, tmp_path / "mimic" / "vocabulary", "vocabulary")
+    rows = {r["file_name"]: r for r in DeltaTable(
+        lake.table_path(settings, "vocabulary_landings")).to_pyarrow_table().to_pylist()}
+    assert Path(result.folder).parent.name == "vocabulary"
+    concept_lines = (tmp_path / "mimic" / "vocabulary" / "CONCEPT.csv").read_text().splitlines()
+    assert rows["CONCEPT.csv"]["row_count"] == len(concept_lines) - 1
+    assert rows["CONCEPT.csv"]["spec_name"] == "omop_concept"
+    assert rows["ethnicity_to_concept.csv"]["spec_name"] == "map:ethnicity_to_concept"
