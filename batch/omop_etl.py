@@ -43,7 +43,6 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 import schemas
 from batch.omop import checks, vocabulary
@@ -78,8 +77,7 @@ def register_inputs(spark: SparkSession, landing: Path, vocabulary_folder: Path 
     for spec in raw_specs():
         path = landing / spec.source_file
         view = f"{PARAMETERS['raw']}_{spec.source_file[:-len('.csv')].lower()}"
-        schema = T.StructType([T.StructField(f.name, f.dataType, True)
-                               for f in schemas.spark_schema(spec.name)])
+        schema = schemas.spark_schema(spec.name, all_nullable=True)
         if path.exists():
             df = (spark.read.option("header", True).option("mode", "FAILFAST")
                   .option("timestampFormat", "yyyy-MM-dd HH:mm:ss").option("multiLine", True)
@@ -162,16 +160,6 @@ class EtlRun:
     seconds: float = 0.0
 
 
-class _Clock:
-    """Seconds spent per table across the phases of a run."""
-
-    def __init__(self) -> None:
-        self.spent: Counter[str] = Counter()
-
-    def timed(self, table: str, started: float) -> None:
-        self.spent[table] += time.monotonic() - started
-
-
 def _stage(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     path = f"{settings.lake.root.rstrip('/')}/omop_staging/{table}"
     (conform(spark.sql(render_sql(table)), table)
@@ -186,9 +174,7 @@ def _allowed_values(staged: DataFrame, table: str, clean: dict[str, DataFrame],
                     has_vocabulary: bool) -> dict[str, list[object]]:
     """For each foreign key to check: the values of the column that resolve to a parent row."""
     spec = schemas.load(f"omop_{table}")
-    parents = set(clean) | {table} | ({"concept"} if has_vocabulary else set())
-    if not has_vocabulary:
-        parents.discard("concept")
+    parents = (set(clean) | {table}) - (set() if has_vocabulary else {"concept"})
     allowed = {}
     for column, parent in checks.references(spec, parents).items():
         parent_df = staged if parent == table else clean[parent]
@@ -228,7 +214,7 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
     run_id = "omop-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     has_vocabulary = register_inputs(spark, landing, latest_landing(settings, "vocabulary"))
     result = EtlRun(run_id, has_vocabulary)
-    clock = _Clock()
+    spent: Counter[str] = Counter()  # seconds per table, across its phases
 
     def say(text: str) -> None:
         if progress:
@@ -238,8 +224,8 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
     for n, table in enumerate(TABLES, 1):
         t0 = time.monotonic()
         staged[table] = _stage(spark, settings, table)
-        clock.timed(table, t0)
-        say(f"staged {n}/{len(TABLES)} {table} ({clock.spent[table]:.1f}s)")
+        spent[table] += time.monotonic() - t0
+        say(f"staged {n}/{len(TABLES)} {table} ({spent[table]:.1f}s)")
     validator = checks.Validator()
     clean: dict[str, DataFrame] = {}
     for table in CHECK_ORDER:
@@ -256,7 +242,7 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
         result.quarantined_rows[table] = len(failures)
         clean[table] = (_quarantine(spark, settings, run_id, table, staged[table], failures)
                         if failures else staged[table])
-        clock.timed(table, t0)
+        spent[table] += time.monotonic() - t0
         say(f"checked {table}: {len(rules)} rules, "
             + (f"{len(failures)} rows quarantined" if failures else "all rows pass"))
     loads = []
@@ -269,11 +255,11 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
         lake.write_tagged(published, target, "overwrite", tag)
         published.unpersist()
         result.versions[table] = lake.commit_version(spark, target, tag)
-        clock.timed(table, t0)
+        spent[table] += time.monotonic() - t0
         message = {"table_name": table, "row_count": result.row_counts[table],
                    "quarantined_count": result.quarantined_rows[table],
                    "delta_version": result.versions[table],
-                   "duration_seconds": round(clock.spent[table], 3), "run_id": run_id,
+                   "duration_seconds": round(spent[table], 3), "run_id": run_id,
                    "published_at": dt.datetime.now(dt.timezone.utc)}
         if announcer is not None:
             announcer.announce(message)

@@ -104,10 +104,12 @@ def duckdb_type(logical: str) -> str:
     raise ValueError(f"unknown logical type {logical!r}")
 
 
-def spark_schema(name: str) -> T.StructType:
-    """Spark StructType of a table spec."""
+def spark_schema(name: str, all_nullable: bool = False) -> T.StructType:
+    """Spark StructType of a table spec. `all_nullable` makes required fields nullable too, for
+    reading source files whose missing values checks report rather than the reader rejecting."""
     spec = load(name)
-    return T.StructType([T.StructField(c.name, spark_type(c.type), nullable=not c.required)
+    return T.StructType([T.StructField(c.name, spark_type(c.type),
+                                       nullable=all_nullable or not c.required)
                          for c in spec.columns])
 
 

@@ -14,8 +14,10 @@ import csv
 import datetime as dt
 import hashlib
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
@@ -34,13 +36,16 @@ def raw_specs() -> list[schemas.TableSpec]:
             if schemas.load(n).layer == "raw" and n.startswith("mimic_")]
 
 
-KINDS = ("mimic", "vocabulary")
+def _records(f: TextIO, path: Path) -> Iterator[list[str]]:
+    """CSV records of an open file: Athena's vocabulary files use tabs and no quoting."""
+    if vocabulary.standard_spec(path):
+        return csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(f)
 
 
 def _header(path: Path) -> list[str]:
-    delimiter = "\t" if vocabulary.standard_spec(path) else ","
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        return [c.strip().lower() for c in next(csv.reader(f, delimiter=delimiter), [])]
+        return [c.strip().lower() for c in next(_records(f, path), [])]
 
 
 def _csv_files(folder: Path) -> list[Path]:
@@ -107,6 +112,10 @@ def latest_landing(settings: Settings, kind: str) -> Path | None:
     return Path(settings.lake.root) / "landing" / kind / max(ids) if ids else None
 
 
+CHECKS: dict[str, Callable[[Path], dict[str, str]]] = {
+    "mimic": check_folder, "vocabulary": check_vocabulary_folder}
+
+
 @dataclass(frozen=True)
 class Landing:
     """What one landing copied."""
@@ -124,11 +133,8 @@ def _sha256_and_records(path: Path, count: bool) -> tuple[str, int | None]:
             digest.update(block)
     records = None
     if count:
-        tabbed = vocabulary.standard_spec(path) is not None  # Athena: tabs, quotes not special
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            reader = (csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tabbed
-                      else csv.reader(f))
-            records = max(sum(1 for _ in reader) - 1, 0)
+            records = max(sum(1 for _ in _records(f, path)) - 1, 0)
     return digest.hexdigest(), records
 
 
@@ -136,7 +142,9 @@ def land(settings: Settings, source: str | Path, kind: str = "mimic") -> Landing
     """Check and copy a folder of MIMIC-III (or vocabulary) CSV files into the landing zone;
     record it."""
     folder = Path(source).expanduser().resolve()
-    spec_for = check_folder(folder) if kind == "mimic" else check_vocabulary_folder(folder)
+    if kind not in CHECKS:
+        raise LambdalakeError(f"cannot land {kind!r}: known kinds are {', '.join(CHECKS)}")
+    spec_for = CHECKS[kind](folder)
     if "://" in settings.lake.root:
         raise LambdalakeError("landing files into an object-store lake is not supported yet: "
                               "land into a local lake root (LAMBDALAKE_LAKE_ROOT)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T
 
 import schemas
 
@@ -90,11 +89,6 @@ def is_known(path: Path) -> bool:
     return path.stem in MAPS or standard_spec(path) is not None
 
 
-def _standard_schema(spec_name: str) -> T.StructType:
-    return T.StructType([T.StructField(f.name, f.dataType, True)
-                         for f in schemas.spark_schema(spec_name)])
-
-
 def register_vocabulary(spark: SparkSession, folder: Path | None, maps_prefix: str,
                         vocab_prefix: str) -> bool:
     """Temp views `<maps_prefix>_<map>` and `<vocab_prefix>_concept[_relationship]`.
@@ -109,7 +103,7 @@ def register_vocabulary(spark: SparkSession, folder: Path | None, maps_prefix: s
         df.createOrReplaceTempView(f"{maps_prefix}_{name}")
     has_concept = False
     for file_name, spec_name in STANDARD.items():
-        schema = _standard_schema(spec_name)
+        schema = schemas.spark_schema(spec_name, all_nullable=True)
         path = folder / file_name if folder else None
         if path is not None and path.exists():
             df = (spark.read.option("header", True).option("sep", "\t").option("quote", "")
