@@ -5,6 +5,11 @@ The input has Kafka's columns (`key`, `value`, `topic`, `partition`, `offset`, `
 `schemas/tolls_event.json` and `rejection_reason`: null for an accepted record, otherwise every
 reason it was not accepted. Nothing is dropped here; `accepted_events` and `quarantined_records`
 split the result.
+
+Validation is one lean pass: the JSON is parsed once with the spec's types (`from_json`) and its
+keys listed once (`json_object_keys`); a handful of cheap comparisons accept a good record. Only a
+record that fails them has its reasons worked out in detail (a second, all-text parse and the
+checks below), inside the same expression's `CASE WHEN ... ELSE`, so good records never pay for it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\
 _CURRENCIES = ("USD",)
 
 
+def _typed_schema() -> T.StructType:
+    """Schema of the one parse of every record: integer fields as integers (a quoted or
+    fractional number parses as null), everything else as its text, checked by `_accepted`."""
+    return T.StructType([T.StructField(c.name, T.IntegerType() if c.name in _INTEGER_FIELDS
+                                       else T.StringType())
+                         for c in schemas.load(EVENT_SPEC).columns])
+
+
 def _wire_schema() -> T.StructType:
     """Schema to read the JSON with: every field as its text (a JSON string's content, or the
     literal text of a number), so a mistyped field is reported rather than read as null."""
@@ -33,10 +46,10 @@ def _wire_schema() -> T.StructType:
                          for c in schemas.load(EVENT_SPEC).columns])
 
 
-def _is_json_integer(name: str) -> Column:
+def _is_json_integer(raw: Column, name: str) -> Column:
     """Whether field `name` is a JSON integer: integer text, and not a quoted string."""
     quoted = F.col("_text").rlike(f'"{name}"\\s*:\\s*"')
-    return F.col("_raw")[name].rlike(r"^-?[0-9]{1,18}$") & ~quoted
+    return raw[name].rlike(r"^-?[0-9]{1,18}$") & ~quoted
 
 
 def _first(*checks: tuple[Column, str | Column]) -> Column:
@@ -57,10 +70,10 @@ def _transport_reason(settings: ValidationSettings) -> Column:
     )
 
 
-def _field_reasons(settings: ValidationSettings) -> Column:
+def _field_reasons(settings: ValidationSettings, raw: Column) -> Column:
+    """Every reason a well-formed JSON object is not a good event (`raw`: its all-text parse)."""
     spec = schemas.load(EVENT_SPEC)
     keys = F.col("_keys")
-    raw = F.col("_raw")
     lane, vehicle_class = raw["lane"].cast("long"), raw["vehicle_class"].cast("long")
     allowed = F.array(*[F.lit(n) for n in spec.column_names])
     extra = F.array_except(keys, allowed)
@@ -78,7 +91,7 @@ def _field_reasons(settings: ValidationSettings) -> Column:
             (F.trim(value) == "", F.lit(f"field {c.name} is empty")),
         ))
     for name in _INTEGER_FIELDS:
-        checks.append(F.when(raw[name].isNotNull() & ~_is_json_integer(name),
+        checks.append(F.when(raw[name].isNotNull() & ~_is_json_integer(raw, name),
                              F.lit(f"field {name} must be a JSON integer")))
     max_amount = Decimal(settings.max_amount)
     amount = raw["amount"]
@@ -90,9 +103,9 @@ def _field_reasons(settings: ValidationSettings) -> Column:
                F.concat(F.lit("amount is negative: "), amount)),
         F.when(amount_ok & (amount.cast("decimal(38,2)") > F.lit(max_amount)),
                F.concat(F.lit(f"amount is above the limit {max_amount}: "), amount)),
-        F.when(_is_json_integer("vehicle_class") & ~vehicle_class.between(1, 5),
+        F.when(_is_json_integer(raw, "vehicle_class") & ~vehicle_class.between(1, 5),
                F.concat(F.lit("vehicle_class must be 1-5, got "), vehicle_class)),
-        F.when(_is_json_integer("lane") & ~lane.between(0, 10_000),
+        F.when(_is_json_integer(raw, "lane") & ~lane.between(0, 10_000),
                F.concat(F.lit("lane out of range: "), lane)),
         F.when(~raw["currency"].isin(*_CURRENCIES),
                F.concat(F.lit("unsupported currency: "), F.substring(raw["currency"], 1, 20))),
@@ -116,19 +129,60 @@ def _field_reasons(settings: ValidationSettings) -> Column:
     return F.when(F.size(reasons) > 0, F.array_join(reasons, "; "))
 
 
+def _amount(event: Column) -> Column:
+    return event["amount"].cast("decimal(38,2)")
+
+
+def _event_time(event: Column) -> Column:
+    return event["event_time"].cast("timestamp")
+
+
+def _accepted(settings: ValidationSettings) -> Column:
+    """Whether a record is a good event: true only if `_field_reasons` would find nothing.
+
+    Cheap on purpose (no regex over the whole message): every field present, typed and in
+    range, and exactly the spec's number of keys, so no extra or repeated field.
+    """
+    spec = schemas.load(EVENT_SPEC)
+    event, value = F.col("_event"), F.col("value")
+    amount, event_time, ingested = _amount(event), _event_time(event), F.col("ingested_at")
+    text_fields = [c.name for c in spec.columns if c.name not in _INTEGER_FIELDS]
+    checks = [
+        value.isNotNull(), F.length(value).between(1, settings.max_message_bytes),
+        ~F.col("_text").contains("\ufffd"),  # decode() replaced invalid UTF-8 with U+FFFD
+        F.size(F.col("_keys")) == len(spec.columns),
+        *[F.length(F.trim(event[name])) > 0 for name in text_fields],
+        event["vehicle_class"].between(1, 5), event["lane"].between(0, 10_000),
+        event["amount"].rlike(_AMOUNT), amount.between(0, Decimal(settings.max_amount)),
+        event["currency"].isin(*_CURRENCIES),
+        event["event_time"].rlike(_ISO_WITH_OFFSET),
+        event_time.between(ingested - F.expr(f"INTERVAL {settings.max_event_age_days} DAYS"),
+                           ingested + F.expr(f"INTERVAL {settings.max_future_minutes} MINUTES")),
+    ]
+    ok = checks[0]
+    for check in checks[1:]:
+        ok = ok & check
+    return F.coalesce(ok, F.lit(False))
+
+
 def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation adding typed event columns and `rejection_reason` to Kafka rows."""
     spec = schemas.load(EVENT_SPEC)
 
     def transform(df: DataFrame) -> DataFrame:
-        staged = (
-            df.withColumn("_text", F.decode(F.col("value"), "UTF-8"))
-            .withColumn("_keys", F.json_object_keys("_text"))
-            .withColumn("_raw", F.from_json("_text", _wire_schema()))
-        )
-        reason = F.coalesce(_transport_reason(settings), _field_reasons(settings))
-        typed_cols = [F.col("_raw")[c.name].cast(schemas.spark_type(c.type)).alias(c.name)
-                      for c in spec.columns]
+        text = F.decode(F.col("value"), "UTF-8")
+        staged = df.select("*", text.alias("_text"), F.from_json(text, _typed_schema())
+                           .alias("_event"), F.json_object_keys(text).alias("_keys"))
+        # only a record that fails `_accepted` is parsed again, all as text, for its reasons; the
+        # one-element transform binds that parse to a variable, so it runs once, not per check
+        raw = F.array(F.from_json("_text", _wire_schema()))
+        detailed = F.coalesce(_transport_reason(settings), F.transform(
+            raw, lambda parsed: _field_reasons(settings, parsed))[0])
+        reason = F.when(_accepted(settings), F.lit(None).cast("string")).otherwise(detailed)
+        event = F.col("_event")
+        typed_cols = [(_amount(event) if c.name == "amount" else _event_time(event)
+                       if c.name == "event_time" else event[c.name])
+                      .cast(schemas.spark_type(c.type)).alias(c.name) for c in spec.columns]
         return staged.select(*df.columns, *typed_cols, reason.alias("rejection_reason"))
 
     return transform

@@ -7,6 +7,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from lambdalake.config import ValidationSettings
+from lambdalake.generators import tolls
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
@@ -29,7 +30,8 @@ def kafka_rows(spark, *values: bytes | None):
 
 def payload(**changes) -> bytes:
     body = {**GOOD, **changes}
-    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+    return json.dumps({k: v for k, v in body.items() if v is not ...},
+                      ensure_ascii=False).encode()
 
 
 DEFAULTS = ValidationSettings()
@@ -104,3 +106,33 @@ def test_split_keeps_every_record(spark):
     bad = {r.kafka_offset: (r.raw_value, r.reason) for r in quarantined.collect()}
     assert bad[1] == (bytearray(b"nope"), "malformed JSON: not a valid JSON object")
     assert bad[3] == (None, "empty message")
+
+
+def test_a_real_replacement_character_is_accepted(spark):
+    # decode() marks invalid UTF-8 with U+FFFD; a genuine U+FFFD in the text is valid UTF-8
+    assert reasons(spark, payload(plate="AB\ufffd12")) == [None]
+
+
+def test_fast_acceptance_agrees_with_the_detailed_reasons(spark):
+    from pyspark.sql import functions as F
+
+    from speed.tolls import validate
+
+    start = NOW - dt.timedelta(hours=1)
+    generated = [r.value for r in tolls.toll_records(tolls.TollsOptions(
+        count=300, seed=5, start=start, malformed_fraction=0.3, late_fraction=0.2))]
+    values = [payload(), payload(amount="12.50"), payload(plate="X\ufffd"), payload(lane=-1),
+              payload(amount=0), payload(amount="1000.00"), payload(amount="1000.01"),
+              payload(extra=None), b"{}", b"null", b'"text"', *generated]
+    df = kafka_rows(spark, *values).withColumn("_text", F.decode("value", "UTF-8"))
+    df = df.withColumn("_event", F.from_json("_text", validate._typed_schema())).withColumn(
+        "_keys", F.json_object_keys("_text"))
+    raw = F.from_json("_text", validate._wire_schema())
+    detailed = F.coalesce(validate._transport_reason(DEFAULTS),
+                          validate._field_reasons(DEFAULTS, raw))
+    rows = df.select(validate._accepted(DEFAULTS).alias("fast"),
+                     detailed.isNull().alias("detailed"), "offset").collect()
+    disagree = [r.offset for r in rows if r.fast and not r.detailed]
+    assert not disagree, f"accepted by the fast path but not by the detailed checks: {disagree}"
+    slow_only = [r.offset for r in rows if r.detailed and not r.fast]
+    assert slow_only == [2]  # only the genuine U+FFFD needs the detailed path to be accepted

@@ -1,0 +1,91 @@
+"""Record validation alone: records/s of `validate_toll_records` on cached Kafka-shaped rows.
+
+Usage: .venv/bin/python -m bench.validation [--records 250000] [--malformed 0.01 1.0]
+
+Generated toll records (with the given fractions of malformed ones) are put in a cached DataFrame
+with Kafka's columns, so neither Kafka nor the disk is measured: only the parse and the checks.
+For reference it also times the parts alone (UTF-8 decode, one JSON parse, the key listing).
+Each figure is the best of three runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from bench.common import bench_environment
+from lambdalake.generators import tolls
+from lambdalake.spark import create_spark_session
+from speed.tolls import validate
+
+KAFKA_SCHEMA = T.StructType([
+    T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
+    T.StructField("topic", T.StringType()), T.StructField("partition", T.IntegerType()),
+    T.StructField("offset", T.LongType()), T.StructField("timestamp", T.TimestampType()),
+])
+
+
+def kafka_frame(spark: SparkSession, count: int, malformed: float) -> DataFrame:
+    """Cached rows shaped like Spark's Kafka source output, holding generated toll records."""
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)
+    records = list(tolls.toll_records(tolls.TollsOptions(
+        count=count, seed=1, start=start, span=dt.timedelta(hours=6), customers=10_000,
+        malformed_fraction=malformed)))
+    now = dt.datetime.now(dt.timezone.utc)
+    table = pa.table({"key": [r.key for r in records], "value": [r.value for r in records],
+                      "topic": ["bench"] * count, "partition": [i % 2 for i in range(count)],
+                      "offset": list(range(count)), "timestamp": [now] * count})
+    frame = (spark.createDataFrame(table.to_pandas(), KAFKA_SCHEMA).repartition(2)
+             .withColumn("ingested_at", F.lit(now).cast("timestamp")).persist())
+    frame.count()
+    return frame
+
+
+def best_of_three(run: Callable[[], None]) -> float:
+    times = []
+    for _ in range(3):
+        began = time.monotonic()
+        run()
+        times.append(time.monotonic() - began)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=250_000)
+    parser.add_argument("--malformed", type=float, nargs="+", default=[0.01, 1.0])
+    args = parser.parse_args()
+    with bench_environment(kafka=False) as settings:
+        spark = create_spark_session(settings, "lambdalake-bench-validation")
+
+        def consume(df: DataFrame) -> Callable[[], None]:
+            return lambda: df.write.format("noop").mode("overwrite").save()
+
+        for fraction in args.malformed:
+            raw = kafka_frame(spark, args.records, fraction)
+            text = F.decode("value", "UTF-8")
+            parts = {
+                "UTF-8 decode": raw.select(text),
+                "one from_json (spec's types)": raw.select(F.from_json(
+                    text, validate._typed_schema())),
+                "json_object_keys": raw.select(F.json_object_keys(text)),
+                "validate_toll_records (all of it)": raw.transform(
+                    validate.validate_toll_records(settings.validation)),
+            }
+            print(f"{args.records:,} records, {fraction:.0%} malformed:")
+            for name, df in parts.items():
+                seconds = best_of_three(consume(df))
+                print(f"  {name:36s} {seconds:6.2f}s  {args.records / seconds:>10,.0f} records/s")
+            raw.unpersist()
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
