@@ -46,9 +46,11 @@ BATCH_VIEWS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "tolls_plaza_revenue_30m": plaza_revenue_30m(),
     "tolls_daily_class_traffic": daily_class_traffic(),
 }
-# Speed tables whose rows a published run covers; see `prune_speed_views`.
-SPEED_TABLES = ("speed_tolls_customer_spend_10m", "speed_tolls_plaza_revenue_30m",
-                "speed_tolls_daily_class_traffic")
+# The speed views whose rows a published run covers (see `prune_speed_views`), and the table
+# that stores them with the streaming job's progress rows.
+SPEED_VIEWS = ("speed_tolls_customer_spend_10m", "speed_tolls_plaza_revenue_30m",
+               "speed_tolls_daily_class_traffic")
+SPEED_ROWS = "tolls_speed_rows"
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,10 @@ def prune_speed_views(spark: SparkSession, settings: Settings) -> int | None:
     if len(runs) < 2:
         return None
     cutover = int(runs[1]["cutover"])
-    for name in SPEED_TABLES:
-        path = lake.table_path(settings, name)
-        if DeltaTable.isDeltaTable(spark, path):
-            DeltaTable.forPath(spark, path).delete(F.col("landing_version") <= cutover)
+    path = lake.table_path(settings, SPEED_ROWS)
+    if DeltaTable.isDeltaTable(spark, path):  # one commit; the progress rows stay
+        DeltaTable.forPath(spark, path).delete(
+            F.col("view_name").isin(*SPEED_VIEWS) & (F.col("landing_version") <= cutover))
     return cutover
 
 

@@ -51,7 +51,8 @@ def main() -> None:
         customers.write_customers(settings, tolls.customers(args.customers, 1))
         spark = create_spark_session(settings, "lambdalake-bench-freshness")
         totals = tolls_stream.StreamTotals()
-        query = tolls_stream.start_query(spark, settings, until_idle=False, totals=totals)
+        query, processor = tolls_stream.start_query(spark, settings, until_idle=False,
+                                                   totals=totals)
         # warm up: a months-long job is measured in its steady state, not while its JVM warms
         warm_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
         for wave in range(3):
@@ -115,6 +116,7 @@ def main() -> None:
         stop.set()
         threads[1].join()
         query.stop()
+        processor.close()
         freshness = [v - s for v, s in zip(visible_at, sent_at, strict=False)]
         latency = [alerts_at[tx] - by_tx[tx] for tx in alerts_at if tx in by_tx]
         print(f"rate {args.rate:.0f}/s for {args.seconds:.0f}s after a warm-up of {warm} events: "

@@ -11,7 +11,12 @@ from lambdalake.errors import LambdalakeError
 
 
 def table_path(settings: Settings, name: str) -> str:
-    """Location of table `name`: `<lake root>/<layer>/<name>` (layer from its spec)."""
+    """Location of table `name`: `<lake root>/<layer>/<name>` (layer from its spec). A table
+    stored in a union table (`schemas.stored_in`) has no location of its own: read the union
+    and keep its rows (`speed.union_rows.member_rows`)."""
+    union = schemas.stored_in(name)
+    if union is not None:
+        raise ValueError(f"{name} is stored in the table {union}, not at a path of its own")
     layer = schemas.load(name).layer
     return f"{settings.lake.root.rstrip('/')}/{layer}/{name}"
 
@@ -38,41 +43,79 @@ def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
     return path
 
 
-def write_tagged(df: DataFrame, path: str, mode: str, tag: str,
-                 txn: tuple[str, int] | None = None) -> None:
+def write_tagged(df: DataFrame, path: str, mode: str, tag: str) -> None:
     """Write `df` to the Delta table at `path` in one commit whose userMetadata is `tag`.
 
-    With `txn=(app_id, version)` the write is idempotent: Delta skips a commit it already has for
-    that application and version (a micro-batch replayed after a crash).
+    The tag makes a write findable (`commit_version`, `tagged_version`): the streaming job tags
+    each micro-batch's commits and, after a restart, skips a write whose tag is already there.
+    (Delta's own idempotent writes, `txnAppId`, cost three Spark jobs of state reconstruction on
+    every commit; a tag lookup is a read of the log's last commits.)
     """
-    writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
-    if txn is not None:
-        writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    writer.save(path)
+    df.write.format("delta").mode(mode).option("userMetadata", tag).save(path)
+
+
+class CommitLog:
+    """The commit log of one Delta table, for the streaming job's cheap look-ups: its latest
+    version and the versions of tagged commits.
+
+    Read with delta-rs through a handle kept open and brought up to date incrementally (under a
+    millisecond per call on a local lake, however long the log); through Spark when delta-rs
+    cannot reach the table (e.g. object-store credentials only Spark has).
+    """
+
+    def __init__(self, spark: SparkSession, path: str) -> None:
+        """A log reader for the table at `path` (nothing is read yet)."""
+        self.spark, self.path = spark, path
+        self._handle = None
+        self._spark_only = False
+
+    def _table(self):  # noqa: ANN202 (deltalake.DeltaTable, imported lazily)
+        if self._spark_only:
+            return None
+        try:
+            import deltalake
+
+            if self._handle is None:
+                self._handle = deltalake.DeltaTable(delta_uri(self.path))
+            else:
+                self._handle.update_incremental()
+            return self._handle
+        except Exception:  # noqa: BLE001 (fall back to Spark's own reader)
+            self._spark_only = True
+            return None
+
+    def version(self) -> int:
+        """The table's latest version."""
+        table = self._table()
+        if table is not None:
+            return int(table.version())
+        return int(DeltaTable.forPath(self.spark, self.path).history(1).first()["version"])
+
+    def recent(self, depth: int = 50) -> list[tuple[int, str]]:
+        """(version, userMetadata) of the most recent commits, newest first."""
+        table = self._table()
+        if table is not None:
+            return [(int(c["version"]), c.get("userMetadata")) for c in table.history(depth)]
+        rows = DeltaTable.forPath(self.spark, self.path).history(depth).select(
+            "version", "userMetadata")
+        return [(int(r[0]), r[1]) for r in rows.collect()]
+
+    def tagged_version(self, tag: str, depth: int = 50) -> int | None:
+        """Version of the recent commit written with userMetadata `tag`, or None."""
+        return next((v for v, metadata in self.recent(depth) if metadata == tag), None)
 
 
 def recent_commits(spark: SparkSession, path: str, depth: int = 50) -> list[tuple[int, str]]:
-    """(version, userMetadata) of the table's most recent commits, newest first.
-
-    Read with delta-rs (milliseconds, no Spark job); through Spark when delta-rs cannot reach
-    the table (e.g. object-store credentials only Spark has).
-    """
-    try:
-        import deltalake
-
-        history = deltalake.DeltaTable(delta_uri(path)).history(depth)
-        return [(int(c["version"]), c.get("userMetadata")) for c in history]
-    except Exception:  # noqa: BLE001 (fall back to Spark's own reader)
-        rows = DeltaTable.forPath(spark, path).history(depth).select("version", "userMetadata")
-        return [(int(r[0]), r[1]) for r in rows.collect()]
+    """(version, userMetadata) of the table's most recent commits, newest first."""
+    return CommitLog(spark, path).recent(depth)
 
 
 def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) -> int:
     """Delta version of the recent commit written with userMetadata `tag`."""
-    for version, metadata in recent_commits(spark, path, depth):
-        if metadata == tag:
-            return version
-    raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
+    version = CommitLog(spark, path).tagged_version(tag, depth)
+    if version is None:
+        raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
+    return version
 
 
 def read_table(spark: SparkSession, settings: Settings, name: str,

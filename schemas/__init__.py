@@ -2,10 +2,16 @@
 
 Spark `StructType`s, DuckDB DDL and expectation suites are derived from the specs here; nothing
 infers the schema of a Kafka payload.
+
+A spec with `union_of` stores several small tables in one Delta table, so that a streaming
+micro-batch writes all of them in one commit: its columns are its own (a `view_name` saying which
+member a row belongs to) followed by the union of the members' columns, all nullable. A member
+keeps its own spec and is read as the union's rows of its `view_name` (`stored_in`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -45,6 +51,7 @@ class TableSpec:
     partition_by: tuple[str, ...] = ()
     source_file: str | None = None
     optional: bool = False
+    union_of: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -65,18 +72,48 @@ def available() -> list[str]:
 def load(name: str) -> TableSpec:
     """Load the spec of table `name` (`schemas/<name>.json`)."""
     raw = json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text())
+    columns = tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
+                               c.get("source_type"), c.get("references"))
+                    for c in raw["columns"])
+    members = tuple(raw.get("union_of", ()))
+    primary_key = tuple(raw.get("primary_key", ()))
+    if members:
+        columns, primary_key = _union_columns(name, columns, members)
     return TableSpec(
         name=raw["name"],
         layer=raw["layer"],
         description=raw["description"],
-        columns=tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
-                                 c.get("source_type"), c.get("references"))
-                      for c in raw["columns"]),
-        primary_key=tuple(raw.get("primary_key", ())),
+        columns=columns,
+        primary_key=primary_key,
         partition_by=tuple(raw.get("partition_by", ())),
         source_file=raw.get("source_file"),
         optional=raw.get("optional", False),
+        union_of=members,
     )
+
+
+def _union_columns(name: str, own: tuple[ColumnSpec, ...], members: tuple[str, ...]
+                   ) -> tuple[tuple[ColumnSpec, ...], tuple[str, ...]]:
+    """Columns of a union spec (its own, then each member's not seen yet, all nullable but its
+    own required ones) and its key (its own columns, then each member's key)."""
+    columns = {c.name: c for c in own}
+    key = [c.name for c in own]
+    for member in members:
+        spec = load(member)
+        for c in spec.columns:
+            seen = columns.get(c.name)
+            if seen is not None and seen.type != c.type:
+                raise ValueError(f"{name}: column {c.name} is {seen.type} in one member and "
+                                 f"{c.type} in {member}")
+            columns.setdefault(c.name, dataclasses.replace(c, required=False))
+        key += [k for k in spec.primary_key if k not in key]
+    return tuple(columns.values()), tuple(key)
+
+
+@cache
+def stored_in(name: str) -> str | None:
+    """The union table that stores table `name`, or None when it is a table of its own."""
+    return next((union for union in available() if name in load(union).union_of), None)
 
 
 def spark_type(logical: str) -> T.DataType:

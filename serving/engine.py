@@ -7,7 +7,12 @@ repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
 views are read at the Delta version their latest run published (`batch.runs`), and
 `batch.cutover` says which landing version each covers. The merged views (`serving/sql/*.sql`,
 one file per view) are in the main schema under the report names, with
-`tolls_customer_spend_this_month` and `tolls_report_freshness` over them.
+`tolls_customer_spend_this_month` and `tolls_report_freshness` over them. A table stored in a
+union table (the speed views and the streaming progress, all in `speed.tolls_speed_rows`) is a
+view of the union's rows of its `view_name`.
+
+`refresh()` is cheap when little changed: each table's handle stays open and is brought up to
+date incrementally, and only a table whose Delta version moved is registered again.
 """
 
 from __future__ import annotations
@@ -60,37 +65,70 @@ class Serving:
         self.con.execute("SET TimeZone = 'UTC'")
         for layer in LAYERS:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+        served = [t for t in schemas.available() if schemas.load(t).layer in LAYERS]
+        self._members = [t for t in served if schemas.stored_in(t)]
+        self._tables = [t for t in served if t not in self._members and t not in MERGED_VIEWS]
+        self._handles: dict[str, DeltaTable] = {}
+        self._registered: dict[str, int | None] = {}  # table -> version registered (None: empty)
+        self._cutover: list[tuple] | None = None
+        for table in (*self._tables, *MERGED_VIEWS):
+            self._register(table, None)
+        for member in self._members:
+            union = relation_name(schemas.stored_in(member))
+            columns = ", ".join(f'"{c}"' for c in schemas.load(member).column_names)
+            self.con.execute(f"CREATE OR REPLACE VIEW {relation_name(member)} AS SELECT "
+                             f"{columns} FROM {union} WHERE view_name = '{member}'")
         self.refresh()
+        for view in (*MERGED_VIEWS, *DERIVED_VIEWS):
+            self.con.execute(f"CREATE OR REPLACE VIEW main.{view} AS {render_view_sql(view)}")
 
-    def _register(self, table: str, version: int | None = None) -> None:
+    def _latest(self, table: str) -> DeltaTable | None:
+        """The table's latest snapshot: its open handle brought up to date, or a new one."""
+        handle = self._handles.get(table)
+        if handle is None:
+            handle = _open(lake.table_path(self.settings, table))
+            if handle is not None:
+                self._handles[table] = handle
+        else:
+            handle.update_incremental()
+        return handle
+
+    def _register(self, table: str, handle: DeltaTable | None) -> None:
+        """Point the table's relation at `handle`'s snapshot, unless it is there already."""
+        version = None if handle is None else handle.version()
+        if table in self._registered and self._registered[table] == version:
+            return
         name = relation_name(table)
-        dt = _open(lake.table_path(self.settings, table), version)
-        if dt is None:
+        if handle is None:
             data = pa.table({f.name: pa.array([], f.type) for f in schemas.arrow_schema(table)})
         else:
-            data = dt.to_pyarrow_dataset()
+            data = handle.to_pyarrow_dataset()
         arrow_name = "__arrow_" + name.replace(".", "_")
         self.con.register(arrow_name, data)
-        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {arrow_name}")
+        if table not in self._registered:
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {arrow_name}")
+        self._registered[table] = version
 
     def refresh(self) -> None:
-        """Re-read every table's latest snapshot and re-create the views over them."""
-        for table in schemas.available():
-            if schemas.load(table).layer in LAYERS and table not in MERGED_VIEWS:
-                self._register(table)
+        """Bring every table to its latest snapshot and each batch view to its published
+        version; only what changed is registered again."""
+        for table in self._tables:
+            self._register(table, self._latest(table))
         published = self.con.execute(
             "SELECT view_name, arg_max(view_version, published_at), "
             "arg_max(landing_version, published_at) FROM batch.runs GROUP BY view_name"
         ).fetchall()
         versions = {view: (v, lv) for view, v, lv in published}
         for view in MERGED_VIEWS:
-            self._register(view, versions[view][0] if view in versions else None)
-        rows = ", ".join(f"('{view}', {versions.get(view, (None, -1))[1]})"
-                         for view in MERGED_VIEWS)
-        self.con.execute("CREATE OR REPLACE VIEW batch.cutover AS SELECT * FROM (VALUES "
-                         f"{rows}) AS t(view_name, landing_version)")
-        for view in (*MERGED_VIEWS, *DERIVED_VIEWS):
-            self.con.execute(f"CREATE OR REPLACE VIEW main.{view} AS {render_view_sql(view)}")
+            if view in versions and self._registered.get(view) != versions[view][0]:
+                self._register(view, _open(lake.table_path(self.settings, view),
+                                           versions[view][0]))
+        cutover = [(view, versions.get(view, (None, -1))[1]) for view in MERGED_VIEWS]
+        if cutover != self._cutover:
+            rows = ", ".join(f"('{view}', {version})" for view, version in cutover)
+            self.con.execute("CREATE OR REPLACE VIEW batch.cutover AS SELECT * FROM (VALUES "
+                             f"{rows}) AS t(view_name, landing_version)")
+            self._cutover = cutover
 
     def query(self, sql: str) -> pa.Table:
         """Run SQL and return the result as an Arrow table."""

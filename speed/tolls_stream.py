@@ -3,17 +3,22 @@
 Per micro-batch it validates every record, appends accepted events (with their Kafka topic,
 partition, offset and ingest time) to the landing zone, writes rejected records with their reason
 to quarantine, sets aside duplicates (a transaction_id already landed: kept in quarantine with a
-`duplicate:` reason and counted), and appends the speed views' partial rows tagged with the
-landing commit's Delta version, so the serving layer can tell which speed rows a batch run has
-covered. Every write is an
-idempotent Delta append (txnAppId/txnVersion), so a replayed micro-batch after a crash is not
-written twice.
+`duplicate:` reason and counted), and appends, in one commit to `speed.tolls_speed_rows`, the
+partial rows of every speed view (tagged with the landing commit's Delta version, so the serving
+layer can tell which speed rows a batch run has covered) and the micro-batch's progress row. It
+raises threshold alerts from the same partial rows.
+
+A micro-batch is two Delta commits on the critical path (landing, then the speed rows), plus the
+quarantine commit beside the landing one when something was rejected, and an alerts commit when
+alerts are raised. Every commit is tagged with the micro-batch (`<query id>:<batch id>`); after a
+restart, the first micro-batch (the only one Spark may run again) skips the writes whose tag is
+already in the lake, so a replay writes nothing twice.
 
 Usage (local, offline, with the JVM cache from `make setup`):
     lambdalake speed run [--until-idle]
 Usage on a cluster:
-    spark-submit --master yarn \
-      --packages io.delta:delta-spark_2.12:3.3.2,org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7 \
+    spark-submit --master yarn \\
+      --packages io.delta:delta-spark_2.12:3.3.2,org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7 \\
       --py-files dist/lambdalake-jobs.zip speed/tolls_stream.py [--until-idle]
 """
 
@@ -22,15 +27,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -41,18 +49,23 @@ from lambdalake import customers, lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
+from speed.landed_ids import LandedIdIndex
 from speed.tolls import alerts
-from speed.tolls.dedupe import flag_duplicates, outcome
+from speed.tolls.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
+from speed.union_rows import as_union_rows, member_rows
 
 QUERY_NAME = "tolls_stream"
+LANDING, QUARANTINE, SPEED_ROWS, ALERTS = ("tolls_landing", "tolls_quarantine",
+                                           "tolls_speed_rows", "tolls_alerts")
+PROGRESS = "tolls_stream_progress"
+# The speed views (stored in SPEED_ROWS) and the batch transformation each one applies.
 SPEED_VIEWS: dict[str, Callable[..., Callable[[DataFrame], DataFrame]]] = {
     "speed_tolls_customer_spend_10m": customer_spend_10m,
     "speed_tolls_plaza_revenue_30m": plaza_revenue_30m,
     "speed_tolls_daily_class_traffic": daily_class_traffic,
 }
-TABLES = ("tolls_landing", "tolls_quarantine", "tolls_stream_progress", "tolls_alerts",
-          *SPEED_VIEWS)
+TABLES = (LANDING, QUARANTINE, SPEED_ROWS, ALERTS)
 
 
 @dataclass
@@ -75,203 +88,333 @@ class StreamTotals:
         self.duplicates += counts.get("duplicate", 0)
 
 
-def _append(df: DataFrame, path: str, app_id: str, batch_id: int, tag: str) -> None:
-    """Idempotent Delta append: a replay of the same micro-batch is skipped by Delta."""
-    lake.write_tagged(df, path, "append", tag, txn=(app_id, batch_id))
-
-
 def _stream_app_id(spark: SparkSession, checkpoint: str) -> str:
     """The streaming query's id, stable for the life of its checkpoint."""
     text = spark.read.text(f"{checkpoint}/metadata").first()[0]
     return f"lambdalake-{QUERY_NAME}-{json.loads(text)['id']}"
 
 
-def _landed_ids(spark: SparkSession, settings: Settings, path: str, version: int,
-                now: dt.datetime) -> DataFrame:
-    """transaction_ids landed up to `version`, within the duplicate window (by ingest date)."""
-    since = (now - dt.timedelta(days=settings.validation.duplicate_window_days)).date()
-    return (spark.read.format("delta").option("versionAsOf", version).load(path)
-            .where(F.col("ingest_date") >= F.lit(since)).select("transaction_id"))
+def speed_partials() -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation giving the partial rows of every speed view over a micro-batch's
+    landed events, in the columns of `tolls_speed_rows` (their landing version still to be
+    set), in one partition.
+
+    A micro-batch is small: on one partition the three aggregations need no shuffle, so they
+    run as one stage, not three shuffles of several tasks.
+    """
+    no_version = F.lit(None).cast("long").alias("landing_version")
+    views = [(view(), as_union_rows(name)) for name, view in SPEED_VIEWS.items()]
+
+    def transform(events: DataFrame) -> DataFrame:
+        one = events.coalesce(1)
+        parts = [one.transform(view).select("*", no_version).transform(shape)
+                 for view, shape in views]
+        return reduce(DataFrame.unionByName, parts).coalesce(1)
+
+    return transform
 
 
-def _load_alert_state(spark: SparkSession, settings: Settings, landing_version: int
-                      ) -> alerts.AlertState:
-    """Rebuild the alert state from the lake: spend per customer-month as of `landing_version`
-    (the commit before the micro-batch being processed) and the alerts raised so far."""
-    month = F.trunc("event_time", "month")
-    spend = (lake.read_table(spark, settings, "tolls_landing", landing_version)
-             .groupBy("customer_id", month).agg(F.sum("amount")).collect())
-    raised = (lake.read_table(spark, settings, "tolls_alerts")
-              .select("customer_id", "month", "threshold").collect())
-    return alerts.AlertState(spend={(r[0], r[1]): r[2] for r in spend},
-                             alerted={(r[0], r[1], r[2]) for r in raised})
+def month_totals() -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation giving the spend per customer-month of a micro-batch from its
+    partial rows (the 10-minute ones: a 10-minute window never spans two months)."""
+    rows = member_rows("speed_tolls_customer_spend_10m")
+    month = F.trunc("window_start", "month").alias("month")
+    spend = F.sum("spend").alias("spend")
+
+    def transform(partials: DataFrame) -> DataFrame:
+        return partials.transform(rows).groupBy("customer_id", month).agg(spend)
+
+    return transform
 
 
-def _ordered_events(df: DataFrame, customer_ids: set[str]) -> dict[alerts.Key, list]:
-    """Events of some customers, grouped by customer-month, in landing order."""
-    rows = (df.where(F.col("customer_id").isin(sorted(customer_ids)))
-            .select("customer_id", "event_time", "amount", "transaction_id", "ingested_at",
-                    "kafka_partition", "kafka_offset").collect())
-    rows.sort(key=lambda r: (r["ingested_at"], r["kafka_partition"], r["kafka_offset"]))
-    grouped: dict[alerts.Key, list] = {}
-    for r in rows:
-        grouped.setdefault((r["customer_id"], r["event_time"].date().replace(day=1)),
-                           []).append(r)
-    return grouped
+class PhaseClock:
+    """Wall time of the phases of a micro-batch, for its log line."""
 
+    def __init__(self) -> None:
+        """Start the clock."""
+        self.started = self.last = time.monotonic()
+        self.phases: dict[str, float] = {}
 
-def _raise_alerts(spark: SparkSession, settings: Settings, events: DataFrame,
-                  landing_version: int, now: dt.datetime, state: dict) -> list[dict]:
-    """Alerts due after this micro-batch, as `tolls_alerts` rows; advances the alert state."""
-    if "alerts" not in state:
-        state["alerts"] = _load_alert_state(spark, settings, landing_version - 1)
-    current: alerts.AlertState = state["alerts"]
-    version = customers.table_version(settings)
-    if version != state.get("customers_version"):
-        state["thresholds"] = customers.thresholds(settings)
-        state["customers_version"] = version
-    thresholds = state.get("thresholds", {})
-    totals = {(r[0], r[1]): r[2] for r in events.groupBy(
-        "customer_id", F.trunc("event_time", "month")).agg(F.sum("amount")).collect()}
-    due = current.due(totals, thresholds)
-    in_batch = [d for d in due if d.crossed_in_batch]
-    earlier = [d for d in due if not d.crossed_in_batch]  # threshold lowered below the spend
-    ordered = _ordered_events(events, {d.customer_id for d in in_batch}) if in_batch else {}
-    if earlier:
-        history = lake.read_table(spark, settings, "tolls_landing", landing_version)
-        ordered_history = _ordered_events(history, {d.customer_id for d in earlier})
-    rows = []
-    for d in due:
-        key = (d.customer_id, d.month)
-        found = (alerts.find_crossing(ordered.get(key, []), d.spend_before, d.threshold)
-                 if d.crossed_in_batch else
-                 alerts.find_crossing(ordered_history.get(key, []), Decimal(0), d.threshold))
-        if found is None:
-            raise LambdalakeError(f"no crossing transaction found for alert "
-                                  f"{alerts.alert_id(d.customer_id, d.month, d.threshold)}")
-        event, spend = found
-        rows.append({"alert_id": alerts.alert_id(d.customer_id, d.month, d.threshold),
-                     "customer_id": d.customer_id, "month": d.month, "threshold": d.threshold,
-                     "spend": spend, "event_time": event["event_time"],
-                     "transaction_id": event["transaction_id"], "alerted_at": now,
-                     "landing_version": landing_version})
-    current.advance(totals, thresholds,
-                    [(d.customer_id, d.month, d.threshold) for d in due])
-    return rows
+    def lap(self, phase: str) -> None:
+        """Charge the time since the previous lap to `phase`."""
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
+        self.last = now
 
-
-def _alerts(spark: SparkSession, settings: Settings, events: DataFrame, landing_version: int,
-            now: dt.datetime, state: dict, app_id: str, batch_id: int, tag: str,
-            replay: bool) -> int:
-    """Raise, store and publish the alerts of a micro-batch; return how many were sent."""
-    rows = _raise_alerts(spark, settings, events, landing_version, now, state)
-    path = lake.table_path(settings, "tolls_alerts")
-    if rows:
-        _append(spark.createDataFrame(rows, schemas.spark_schema("tolls_alerts")), path, app_id,
-                batch_id, tag)
-    if replay:  # this batch's alerts may have been stored but not sent
-        rows = [r.asDict() for r in lake.read_table(spark, settings, "tolls_alerts")
-                .where(F.col("landing_version") == landing_version).collect()]
-    return _publish_alerts(settings, rows, replay=replay)
-
-
-def _publish_alerts(settings: Settings, rows: list, replay: bool) -> int:
-    """Send alert rows to the alerts topic (on a replay, only those not already there)."""
-    if not rows:
-        return 0
-    messages = {r["alert_id"].encode(): json.dumps({
-        "customer_id": r["customer_id"], "month": r["month"].strftime("%Y-%m"),
-        "threshold": float(r["threshold"]), "spend": float(r["spend"]),
-        "event_time": r["event_time"].replace(tzinfo=dt.timezone.utc).isoformat(),
-        "transaction_id": r["transaction_id"],
-        "alerted_at": r["alerted_at"].replace(tzinfo=dt.timezone.utc).isoformat(),
-    }).encode() for r in rows}
-    if replay:
-        for key in topics.published_keys(settings, settings.topics.tolls_alerts, set(messages)):
-            del messages[key]
-    producer = topics.producer(settings)
-    try:
-        for key, value in messages.items():
-            producer.send(settings.topics.tolls_alerts, key=key, value=value)
-        producer.flush()
-    finally:
-        producer.close()
-    return len(messages)
-
-
-def batch_processor(spark: SparkSession, settings: Settings, checkpoint: str,
-                    totals: StreamTotals) -> Callable[[DataFrame, int], None]:
-    """The foreachBatch function of the streaming query."""
-    paths = {name: lake.table_path(settings, name) for name in TABLES}
-    state: dict[str, Any] = {}
-
-    def process(raw: DataFrame, batch_id: int) -> None:
-        started = time.monotonic()
-        app_id = state.setdefault("app_id", _stream_app_id(spark, checkpoint))
-        tag = f"{app_id}:{batch_id}"
-        now = dt.datetime.now(dt.timezone.utc)
-        landing = paths["tolls_landing"]
-        commits = lake.recent_commits(spark, landing)
-        replayed = next((v for v, meta in commits if meta == tag), None)
-        # duplicates are judged against what was landed before this micro-batch, also on replay
-        before = replayed - 1 if replayed is not None else commits[0][0]
-        # validated once and cached: the duplicate check reads it twice more
-        validated = (raw.withColumn("ingested_at", F.lit(now).cast("timestamp"))
-                     .transform(validate_toll_records(settings.validation))
-                     .persist())
-        records = (validated
-                   .transform(flag_duplicates(_landed_ids(spark, settings, landing, before, now)))
-                   .transform(outcome)
-                   .persist())
+    def timed(self, phase: str, work: Callable[[], Any]) -> Any:
+        """Run `work` (in any thread) and record its duration as `phase`."""
+        began = time.monotonic()
         try:
-            counts = dict(records.groupBy("outcome").count().collect())
-            landed = counts.get("landed", 0)
-            rejected = counts.get("quarantined", 0) + counts.get("duplicate", 0)
-            landing_version = None
-            writes: list[tuple[DataFrame, str]] = []
-            if landed:
-                events = records.transform(accepted_events(batch_id))
-                _append(events, landing, app_id, batch_id, tag)
-                landing_version = (replayed if replayed is not None
-                                   else lake.commit_version(spark, landing, tag))
-                tagged = events.withColumn("landing_version", F.lit(landing_version).cast("long"))
-                writes += [(tagged.transform(view(by=["landing_version"])), paths[name])
-                           for name, view in SPEED_VIEWS.items()]
-            if rejected:
-                writes.append((records.transform(quarantined_records(batch_id)),
-                               paths["tolls_quarantine"]))
-            progress = spark.createDataFrame(
-                [(batch_id, sum(counts.values()), landed, counts.get("quarantined", 0),
-                  counts.get("duplicate", 0), landing_version, now)],
-                schema=schemas.spark_schema("tolls_stream_progress"))
-            writes.append((progress, paths["tolls_stream_progress"]))
-            # the views, quarantine and progress are written while alerts are worked out
-            with ThreadPoolExecutor(max_workers=len(writes)) as pool:
-                pending = [pool.submit(_append, df, path, app_id, batch_id, tag)
-                           for df, path in writes]
-                alerted = (_alerts(spark, settings, events, landing_version, now, state, app_id,
-                                   batch_id, tag, replayed is not None) if landed else 0)
-                for done in pending:
-                    done.result()
+            return work()
         finally:
-            records.unpersist()
+            self.phases[phase] = time.monotonic() - began
+
+    def summary(self) -> str:
+        """`in 0.9s: validate 0.3, ...`."""
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.phases.items())
+        return f"in {time.monotonic() - self.started:.1f}s ({parts})"
+
+
+class TollsBatchProcessor:
+    """The foreachBatch function of the streaming query, with what it keeps between batches:
+    the query's id, the alert state, the customers' thresholds and a Kafka producer."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, checkpoint: str,
+                 totals: StreamTotals) -> None:
+        """Prepare for the first micro-batch (nothing is read until it comes)."""
+        self.spark, self.settings, self.totals = spark, settings, totals
+        self.checkpoint = checkpoint
+        self.paths = {name: lake.table_path(settings, name) for name in TABLES}
+        self.logs = {name: lake.CommitLog(spark, path) for name, path in self.paths.items()}
+        self.app_id: str | None = None
+        self.first_batch = True
+        self.alert_state: alerts.AlertState | None = None
+        self.customers_version: int | None = None
+        self.thresholds: dict[str, Decimal | None] = {}
+        self.producer: Any = None
+        self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lambdalake-write")
+        # built once: a micro-batch only applies them
+        self.validate = validate_toll_records(settings.validation)
+        self.quarantined = quarantined_records(settings.validation)
+        self.partials, self.month_totals = speed_partials(), month_totals()
+        self.landed_ids = LandedIdIndex("transaction_id",
+                                        settings.validation.duplicate_window_days)
+
+    def close(self) -> None:
+        """Release the writer threads, the cached ids and the alerts producer."""
+        self.pool.shutdown(wait=True)
+        self.landed_ids.close()
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+
+    def _write(self, df: DataFrame, name: str, tag: str, clock: PhaseClock) -> Future:
+        return self.pool.submit(clock.timed, f"write {name}", lambda: lake.write_tagged(
+            df, self.paths[name], "append", tag))
+
+    def _already_written(self, tag: str) -> dict[str, int]:
+        """Tables that already hold this micro-batch's commit (a replay after a crash): only
+        the first micro-batch of a run can be one."""
+        if not self.first_batch:
+            return {}
+        self.first_batch = True
+        found = {name: log.tagged_version(tag) for name, log in self.logs.items()}
+        return {name: v for name, v in found.items() if v is not None}
+
+    def __call__(self, raw: DataFrame, batch_id: int) -> None:
+        """Process one micro-batch (see the module docstring)."""
+        clock = PhaseClock()
+        spark = self.spark
+        self.app_id = self.app_id or _stream_app_id(spark, self.checkpoint)
+        tag = f"{self.app_id}:{batch_id}"
+        now = dt.datetime.now(dt.timezone.utc)
+        done = self._already_written(tag)
+        if not self.landed_ids.loaded:  # once per run, before anything is written
+            # what was landed before this micro-batch, also when it is a replay
+            before = done[LANDING] - 1 if LANDING in done else self.logs[LANDING].version()
+            self._load_state(before, now)
+        clock.lap("prepare")
+        validated = raw.select("*", F.lit(now).cast("timestamp").alias("ingested_at"),
+                               F.lit(batch_id).cast("long").alias("ingest_batch_id")
+                               ).transform(self.validate).persist()
+        partials = None
+        writes: list[Future] = []
+        try:
+            checked = dict(validated.groupBy("is_accepted").count().collect())
+            duplicates = validated.transform(duplicate_records(
+                self.landed_ids.ids(now))).collect()
+            records = (validated.transform(mark_duplicates(spark.createDataFrame(
+                duplicates, DUPLICATES_SCHEMA))) if duplicates else
+                validated.withColumn("duplicate_reason", F.lit(None).cast("string")))
+            counts = {"landed": checked.get(True, 0) - len(duplicates),
+                      "quarantined": checked.get(False, 0), "duplicate": len(duplicates)}
+            landed = counts["landed"]
+            clock.lap("validate")
+            events = records.transform(accepted_events)
+            landing_write = (self._write(events, LANDING, tag, clock)
+                             if landed and LANDING not in done else None)
+            writes += [landing_write] if landing_write is not None else []
+            if (counts["quarantined"] or duplicates) and QUARANTINE not in done:
+                writes.append(self._write(records.transform(self.quarantined).coalesce(1),
+                                          QUARANTINE, tag, clock))
+            if landed:
+                writes.append(self.pool.submit(self.landed_ids.add, events, now))
+            due: list[alerts.Due] = []
+            if landed:  # while the landing commit is written
+                partials = events.transform(self.partials).persist()
+                totals = {(r[0], r[1]): r[2] for r in partials.transform(self.month_totals)
+                          .collect()}
+                due, advance = self._due_alerts(totals)
+                clock.lap("partials")
+            if landing_write is not None:
+                landing_write.result()
+                clock.lap("wait landing")
+            landing_version = (done.get(LANDING) if LANDING in done else
+                               self._commit_version(LANDING, tag) if landed else None)
+            progress = self._progress_row(batch_id, counts, landing_version, now)
+            rows = (progress if partials is None else partials.withColumn(
+                "landing_version", F.lit(landing_version).cast("long")).unionByName(progress))
+            if SPEED_ROWS not in done:
+                writes.append(self._write(rows.withColumn("ingest_batch_id", F.lit(batch_id)
+                                                          .cast("long")).coalesce(1),
+                                          SPEED_ROWS, tag, clock))
+            sent = 0
+            if landed:
+                alert_rows = self._alert_rows(events, due, landing_version, now)
+                advance()
+                sent = self._store_and_send_alerts(alert_rows, landing_version, tag, clock,
+                                                   stored=ALERTS in done, replay=bool(done))
+                clock.lap("alerts")
+            for write in writes:
+                write.result()
+            clock.lap("wait writes")
+        finally:
+            for write in writes:  # the cached frames are released only once no write reads them
+                write.exception()
+            if partials is not None:
+                partials.unpersist()
             validated.unpersist()
-        totals.add(counts)
-        line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed {landed}, "
-                f"quarantined {counts.get('quarantined', 0)}, "
+        self._log(batch_id, counts, sent if landed else None, landing_version, clock)
+
+    def _load_state(self, landing_version: int, now: dt.datetime) -> None:
+        """What the job keeps in memory, rebuilt from the lake as of `landing_version` (the
+        commit before the micro-batch about to be processed): the landed ids of the duplicate
+        window, and the alert state."""
+        landing = lake.read_table(self.spark, self.settings, LANDING, landing_version)
+        count = self.landed_ids.load(landing, now)
+        self.alert_state = self._load_alert_state(landing)
+        print(f"speed: loaded {count} landed ids of the last "
+              f"{self.settings.validation.duplicate_window_days} days and the spend of "
+              f"{len(self.alert_state.spend)} customer-months (landing v{landing_version})",
+              flush=True)
+
+    def _commit_version(self, name: str, tag: str) -> int:
+        version = self.logs[name].tagged_version(tag, depth=10)
+        if version is None:
+            raise LambdalakeError(f"commit {tag} not found in the last commits of {name}")
+        return version
+
+    def _progress_row(self, batch_id: int, counts: dict[str, int], landing_version: int | None,
+                      now: dt.datetime) -> DataFrame:
+        row = (batch_id, sum(counts.values()), counts.get("landed", 0),
+               counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now)
+        return (self.spark.createDataFrame([row], schemas.spark_schema(PROGRESS))
+                .transform(as_union_rows(PROGRESS)))
+
+    def _log(self, batch_id: int, counts: dict[str, int], alerted: int | None,
+             landing_version: int | None, clock: PhaseClock) -> None:
+        self.totals.add(counts)
+        line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed "
+                f"{counts.get('landed', 0)}, quarantined {counts.get('quarantined', 0)}, "
                 f"duplicates {counts.get('duplicate', 0)}"
-                + (f", alerts {alerted}" if landed else "")
+                + (f", alerts {alerted}" if alerted is not None else "")
                 + (f" (landing v{landing_version})" if landing_version is not None else "")
-                + f" in {time.monotonic() - started:.1f}s")
-        totals.log.append(line)
+                + f" {clock.summary()}")
+        self.totals.log.append(line)
         print(line, flush=True)
 
-    return process
+    # -- alerts ---------------------------------------------------------------------------------
+
+    def _due_alerts(self, totals: dict[alerts.Key, Decimal]
+                    ) -> tuple[list[alerts.Due], Callable[[], None]]:
+        """Alerts due after this micro-batch (from its month totals), and the function that
+        records the micro-batch in the alert state once its alerts are worked out."""
+        version = customers.table_version(self.settings)
+        if version != self.customers_version:  # thresholds changed: no restart needed
+            self.thresholds = customers.thresholds(self.settings)
+            self.customers_version = version
+        state, thresholds = self.alert_state, self.thresholds
+        due = state.due(totals, thresholds)
+        raised = [(d.customer_id, d.month, d.threshold) for d in due]
+        return due, lambda: state.advance(totals, thresholds, raised)
+
+    def _load_alert_state(self, landing: DataFrame) -> alerts.AlertState:
+        """Spend per customer-month over `landing` (the landing zone before the micro-batch
+        being processed) and the alerts raised so far."""
+        spark, settings = self.spark, self.settings
+        month = F.trunc("event_time", "month")
+        spend = landing.groupBy("customer_id", month).agg(F.sum("amount")).collect()
+        raised = (lake.read_table(spark, settings, ALERTS)
+                  .select("customer_id", "month", "threshold").collect())
+        return alerts.AlertState(spend={(r[0], r[1]): r[2] for r in spend},
+                                 alerted={(r[0], r[1], r[2]) for r in raised})
+
+    def _alert_rows(self, events: DataFrame, due: list[alerts.Due], landing_version: int,
+                    now: dt.datetime) -> list[dict]:
+        """The `tolls_alerts` rows of the due alerts, each with its crossing transaction."""
+        if not due:
+            return []
+        in_batch = [d for d in due if d.crossed_in_batch]
+        earlier = [d for d in due if not d.crossed_in_batch]  # threshold lowered below the spend
+        found = []
+        for group, source, before in (
+                (in_batch, events, lambda d: d.spend_before),
+                (earlier, lake.read_table(self.spark, self.settings, LANDING, landing_version),
+                 lambda d: Decimal(0))):
+            if group:
+                keys = self.spark.createDataFrame(
+                    [(d.customer_id, d.month, d.threshold, before(d)) for d in group],
+                    alerts.DUE_SCHEMA)
+                customer_ids = sorted({d.customer_id for d in group})
+                found += (source.where(F.col("customer_id").isin(customer_ids))
+                          .transform(alerts.crossing_transactions(keys)).collect())
+        crossings = {(r["customer_id"], r["month"], r["threshold"]): r for r in found}
+        rows = []
+        for d in due:
+            crossing = crossings.get((d.customer_id, d.month, d.threshold))
+            if crossing is None:
+                raise LambdalakeError(f"no crossing transaction found for alert "
+                                      f"{alerts.alert_id(d.customer_id, d.month, d.threshold)}")
+            rows.append({"alert_id": alerts.alert_id(d.customer_id, d.month, d.threshold),
+                         "customer_id": d.customer_id, "month": d.month,
+                         "threshold": d.threshold, "spend": crossing["spend"],
+                         "event_time": crossing["event_time"],
+                         "transaction_id": crossing["transaction_id"], "alerted_at": now,
+                         "landing_version": landing_version})
+        return rows
+
+    def _store_and_send_alerts(self, rows: list[dict], landing_version: int, tag: str,
+                               clock: PhaseClock, stored: bool, replay: bool) -> int:
+        """Append the alert rows (unless a replay finds them stored) and send them to the
+        alerts topic (on a replay, only those not already there); return how many were sent."""
+        spark, settings = self.spark, self.settings
+        if rows and not stored:
+            self._write(spark.createDataFrame(rows, schemas.spark_schema(ALERTS)), ALERTS,
+                        tag, clock).result()
+        if replay:  # this batch's alerts may have been stored before the crash but not sent
+            rows = [r.asDict() for r in lake.read_table(spark, settings, ALERTS)
+                    .where(F.col("landing_version") == landing_version).collect()]
+        if not rows:
+            return 0
+        messages = {r["alert_id"].encode(): alert_message(r) for r in rows}
+        if replay:
+            published = topics.published_keys(settings, settings.topics.tolls_alerts,
+                                               set(messages))
+            for key in published:
+                del messages[key]
+        if self.producer is None:
+            self.producer = topics.producer(settings, linger_ms=0)
+        for key, value in messages.items():
+            self.producer.send(settings.topics.tolls_alerts, key=key, value=value)
+        self.producer.flush()
+        return len(messages)
+
+
+def alert_message(row: dict) -> bytes:
+    """The JSON message of an alert on the alerts topic."""
+    return json.dumps({
+        "customer_id": row["customer_id"], "month": row["month"].strftime("%Y-%m"),
+        "threshold": float(row["threshold"]), "spend": float(row["spend"]),
+        "event_time": row["event_time"].replace(tzinfo=dt.timezone.utc).isoformat(),
+        "transaction_id": row["transaction_id"],
+        "alerted_at": row["alerted_at"].replace(tzinfo=dt.timezone.utc).isoformat(),
+    }).encode()
 
 
 def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
-                totals: StreamTotals) -> StreamingQuery:
-    """Start the streaming query: Kafka source -> foreachBatch(batch_processor)."""
+                totals: StreamTotals) -> tuple[StreamingQuery, TollsBatchProcessor]:
+    """Start the streaming query: Kafka source -> foreachBatch(TollsBatchProcessor); the caller
+    closes the processor once the query has stopped."""
     for name in TABLES:
         lake.ensure_table(spark, settings, name)
     checkpoint = lake.checkpoint_path(settings, QUERY_NAME)
@@ -282,19 +425,20 @@ def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
               .option("maxOffsetsPerTrigger", settings.kafka.max_offsets_per_trigger)
               .option("failOnDataLoss", str(settings.kafka.fail_on_data_loss).lower())
               .load())
+    processor = TollsBatchProcessor(spark, settings, checkpoint, totals)
     writer = (source.writeStream.queryName(QUERY_NAME)
               .option("checkpointLocation", checkpoint)
-              .foreachBatch(batch_processor(spark, settings, checkpoint, totals)))
+              .foreachBatch(processor))
     writer = (writer.trigger(availableNow=True) if until_idle
               else writer.trigger(processingTime=settings.spark.trigger_interval))
-    return writer.start()
+    return writer.start(), processor
 
 
 def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTotals:
     """Run the streaming job; with `until_idle`, process what is in Kafka now and return."""
     topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
     totals = StreamTotals()
-    query = start_query(spark, settings, until_idle, totals)
+    query, processor = start_query(spark, settings, until_idle, totals)
     stop_requested: list[int] = []
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -311,13 +455,24 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
                 query.stop()
                 break
             query.awaitTermination(0.5)
+    except StreamingQueryException as error:
+        raise LambdalakeError(f"the streaming query failed: {failure_line(error.desc)}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        processor.close()
     error = query.exception()
     if error is not None:
-        raise LambdalakeError(f"the streaming query failed: {str(error.desc).splitlines()[0]}")
+        raise LambdalakeError(f"the streaming query failed: {failure_line(error.desc)}")
     return totals
+
+
+def failure_line(description: str) -> str:
+    """The line of a streaming query's failure that says what went wrong: the exception raised
+    in a micro-batch (the last `...Error: ...` line of its Python traceback), else the first."""
+    lines = [line.strip() for line in str(description).splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return raised[-1] if raised else (lines[0] if lines else "no description")
 
 
 def main(argv: list[str] | None = None) -> int:

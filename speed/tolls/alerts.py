@@ -1,4 +1,4 @@
-"""Threshold alerts: the speed layer's cumulative-spend state and the alert rule (pure Python).
+"""Threshold alerts: the speed layer's cumulative-spend state and the alert rule.
 
 A customer is alerted once per month per threshold: an alert (customer, month, threshold) is due
 after a micro-batch when the customer's cumulative spend of that month, over landed events, is at
@@ -7,16 +7,22 @@ transaction is the first, in landing order (ingest time, Kafka partition, offset
 cumulative spend reached the threshold.
 
 The state is small, customers x months with spend: it is rebuilt from the landing zone when the
-streaming job starts and then advanced by each micro-batch's totals, like the seed's DynamoDB
-table of cumulative spend.
+streaming job starts and then advanced by each micro-batch's totals (pure Python, in the driver),
+like the seed's DynamoDB table of cumulative spend. Finding the crossing transactions of the
+alerts that are due is a Spark transformation over the events of those customers only
+(`crossing_transactions`), so no event is collected to the driver.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 Key = tuple[str, dt.date]  # (customer_id, month)
 
@@ -75,15 +81,37 @@ class AlertState:
         self.alerted.update(raised)
 
 
-def find_crossing(events: Iterable[Mapping], start: Decimal,
-                  threshold: Decimal) -> tuple[Mapping, Decimal] | None:
-    """First event (in the given order) whose running spend from `start` reaches `threshold`."""
-    spend = start
-    for event in events:
-        spend += event["amount"]
-        if spend >= threshold and spend - event["amount"] < threshold:
-            return event, spend
-    return None
+DUE_SCHEMA = T.StructType([
+    T.StructField("customer_id", T.StringType(), False),
+    T.StructField("month", T.DateType(), False),
+    T.StructField("threshold", T.DecimalType(12, 2), False),
+    T.StructField("spend_before", T.DecimalType(18, 2), False),
+])
+LANDING_ORDER = ("ingested_at", "kafka_partition", "kafka_offset")
+
+
+def crossing_transactions(due: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation finding each due alert's crossing transaction among landed events.
+
+    `due` (`DUE_SCHEMA`, a few rows) holds customer-months with the threshold to cross and the
+    month's spend before these events. The result has, per due row whose threshold these events
+    cross, `customer_id, month, threshold, spend` (just after the crossing), `event_time` and
+    `transaction_id` of the first event, in landing order, at which the spend reaches it.
+    """
+
+    def transform(events: DataFrame) -> DataFrame:
+        running = Window.partitionBy("customer_id", "month").orderBy(*LANDING_ORDER).rowsBetween(
+            Window.unboundedPreceding, Window.currentRow)
+        spend = (F.col("spend_before") + F.sum("amount").over(running)).cast("decimal(18,2)")
+        threshold, after = F.col("threshold"), F.col("spend")
+        return (events.withColumn("month", F.trunc("event_time", "month"))
+                .join(F.broadcast(due), ["customer_id", "month"])
+                .withColumn("spend", spend)
+                .where((after >= threshold) & (after - F.col("amount") < threshold))
+                .select("customer_id", "month", "threshold", "spend", "event_time",
+                        "transaction_id"))
+
+    return transform
 
 
 def alert_id(customer_id: str, month: dt.date, threshold: Decimal) -> str:

@@ -1,9 +1,9 @@
 """Duplicate toll events (producer retries): pure DataFrame -> DataFrame functions.
 
 An accepted record is a duplicate when its `transaction_id` is already in the landing zone, or
-repeats an earlier record (by Kafka partition, offset) of the same micro-batch. A duplicate gets a
-`rejection_reason` starting with `duplicate:`, so it is counted and kept in quarantine, never
-landed, and so never counted twice in any view or alert.
+repeats an earlier record (by Kafka partition, offset) of the same micro-batch. A duplicate is no
+longer accepted and gets a `duplicate_reason` starting with `duplicate:`, so it is counted and
+kept in quarantine, never landed, and so never counted twice in any view or alert.
 """
 
 from __future__ import annotations
@@ -16,45 +16,70 @@ from pyspark.sql import functions as F
 DUPLICATE_PREFIX = "duplicate:"
 
 
-def flag_duplicates(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation marking duplicates among validated records.
+DUPLICATES_SCHEMA = "partition int, offset long, duplicate_reason string"
 
-    `landed_ids` has a `transaction_id` column: the ids landed before this micro-batch. Only
-    narrow (id, partition, offset) rows are shuffled; the few duplicates found are broadcast back.
+
+def duplicate_records(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation listing the duplicates among validated records: one row per
+    duplicate record, `partition, offset, duplicate_reason` (`DUPLICATES_SCHEMA`).
+
+    `landed_ids` has a `transaction_id` column: the ids landed before this micro-batch. A record
+    whose id was landed is a duplicate; of the records of one micro-batch sharing an id, all but
+    the first (by Kafka partition, offset) are. Only narrow (id, position) rows are shuffled, and
+    the result is small: it is meant to be collected and applied with `mark_duplicates`.
     """
 
     def transform(records: DataFrame) -> DataFrame:
-        accepted = F.col("rejection_reason").isNull()
-        keys = records.where(accepted).select("transaction_id", "partition", "offset")
         position = F.struct("partition", "offset")
-        repeated = (keys.groupBy("transaction_id")
-                    .agg(F.count(F.lit(1)).alias("_n"), F.min(position).alias("_first"))
-                    .where(F.col("_n") > 1).drop("_n"))
-        landed_before = (landed_ids.select("transaction_id")
-                         .join(F.broadcast(keys.select("transaction_id")), "transaction_id",
-                               "left_semi")
-                         .distinct().withColumn("_landed_before", F.lit(True)))
-        flags = repeated.join(landed_before, "transaction_id", "full")
+        keys = records.where(F.col("is_accepted")).select("transaction_id",
+                                                           position.alias("position"))
+        landed = (landed_ids.join(F.broadcast(keys.select("transaction_id")), "transaction_id",
+                                  "left_semi")
+                  .select("transaction_id", F.lit(None).cast(keys.schema["position"].dataType)
+                          .alias("position")))  # a null position: "landed before"
+        groups = (keys.unionByName(landed).groupBy("transaction_id")
+                  .agg(F.array_sort(F.collect_list("position")).alias("positions"),
+                       F.max(F.col("position").isNull()).alias("was_landed")))
+        positions, was_landed = F.col("positions"), F.col("was_landed")
         tid = F.col("transaction_id")
-        reason = F.coalesce(
-            F.col("rejection_reason"),
-            F.when(F.col("_landed_before"),
-                   F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid,
-                            F.lit(" was already landed"))),
-            F.when(F.col("_first").isNotNull() & (position != F.col("_first")),
-                   F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid,
-                            F.lit(" repeats an earlier record of this micro-batch"))),
-        )
-        return (records.join(F.broadcast(flags), "transaction_id", "left")
-                .withColumn("rejection_reason", reason)
-                .select(*records.columns))
+        reason = F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid, F.when(
+            was_landed, F.lit(" was already landed")).otherwise(
+            F.lit(" repeats an earlier record of this micro-batch")))
+        duplicates = F.when(was_landed, positions).otherwise(
+            F.slice(positions, 2, F.size(positions)))
+        return (groups.where(was_landed | (F.size(positions) > 1))
+                .select(F.explode(duplicates).alias("p"), reason.alias("duplicate_reason"))
+                .select("p.partition", "p.offset", "duplicate_reason"))
+
+    return transform
+
+
+def mark_duplicates(duplicates: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation marking validated records listed in `duplicates`
+    (`DUPLICATES_SCHEMA`, a few rows): no longer accepted, with their `duplicate_reason`."""
+
+    def transform(records: DataFrame) -> DataFrame:
+        return (records.join(F.broadcast(duplicates), ["partition", "offset"], "left")
+                .withColumn("is_accepted",
+                            F.col("is_accepted") & F.col("duplicate_reason").isNull())
+                .select(*records.columns, "duplicate_reason"))
+
+    return transform
+
+
+def flag_duplicates(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation marking duplicates among validated records in one plan
+    (`duplicate_records` then `mark_duplicates`; the streaming job collects in between)."""
+
+    def transform(records: DataFrame) -> DataFrame:
+        return records.transform(mark_duplicates(
+            records.transform(duplicate_records(landed_ids))))
 
     return transform
 
 
 def outcome(df: DataFrame) -> DataFrame:
-    """Add `outcome`: landed, duplicate or quarantined (from `rejection_reason`)."""
-    reason = F.col("rejection_reason")
-    return df.withColumn("outcome", F.when(reason.isNull(), "landed")
-                         .when(reason.startswith(DUPLICATE_PREFIX), "duplicate")
+    """Add `outcome`: landed, duplicate or quarantined (from `is_accepted`, `duplicate_reason`)."""
+    return df.withColumn("outcome", F.when(F.col("is_accepted"), "landed")
+                         .when(F.col("duplicate_reason").isNotNull(), "duplicate")
                          .otherwise("quarantined"))

@@ -1,15 +1,17 @@
 """Parse and validate raw Kafka records of toll events (pure DataFrame -> DataFrame functions).
 
-The input has Kafka's columns (`key`, `value`, `topic`, `partition`, `offset`, `timestamp`) and an
-`ingested_at` timestamp added at the edge. `validate_toll_records` adds the typed event columns of
-`schemas/tolls_event.json` and `rejection_reason`: null for an accepted record, otherwise every
-reason it was not accepted. Nothing is dropped here; `accepted_events` and `quarantined_records`
-split the result.
+The input has Kafka's columns (`key`, `value`, `topic`, `partition`, `offset`, `timestamp`) and
+the micro-batch's `ingested_at` and `ingest_batch_id`, added at the edge. `validate_toll_records`
+adds the typed event columns of `schemas/tolls_event.json` and `is_accepted`. Nothing is dropped
+here; `accepted_events` and `quarantined_records` split the result, and a quarantined record gets
+every reason it was rejected (`rejection_reason`).
 
 Validation is one lean pass: the JSON is parsed once with the spec's types (`from_json`) and its
-keys listed once (`json_object_keys`); a handful of cheap comparisons accept a good record. Only a
-record that fails them has its reasons worked out in detail (a second, all-text parse and the
-checks below), inside the same expression's `CASE WHEN ... ELSE`, so good records never pay for it.
+keys listed once (`json_object_keys`); a handful of cheap comparisons decide. They accept exactly
+the records for which `rejection_reason` finds nothing (a test holds the two together), so the
+reasons, a second all-text parse and some thirty checks, are worked out for rejected records
+only, when they are written to quarantine. That also keeps the plans of the landing and speed
+writes small: Spark analyses, plans and compiles every micro-batch's queries anew.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def _wire_schema() -> T.StructType:
     literal text of a number), so a mistyped field is reported rather than read as null."""
     return T.StructType([T.StructField(c.name, T.StringType())
                          for c in schemas.load(EVENT_SPEC).columns])
+
+
+def _utf8_text() -> Column:
+    return F.decode(F.col("value"), "UTF-8")
 
 
 def _is_json_integer(raw: Column, name: str) -> Column:
@@ -138,10 +144,10 @@ def _event_time(event: Column) -> Column:
 
 
 def _accepted(settings: ValidationSettings) -> Column:
-    """Whether a record is a good event: true only if `_field_reasons` would find nothing.
+    """Whether a record is a good event: exactly when `with_rejection_reason` finds nothing.
 
-    Cheap on purpose (no regex over the whole message): every field present, typed and in
-    range, and exactly the spec's number of keys, so no extra or repeated field.
+    Cheap on purpose (no regex over the whole message): valid UTF-8, every field present, typed
+    and in range, and exactly the spec's number of keys, so no extra or repeated field.
     """
     spec = schemas.load(EVENT_SPEC)
     event, value = F.col("_event"), F.col("value")
@@ -149,7 +155,7 @@ def _accepted(settings: ValidationSettings) -> Column:
     text_fields = [c.name for c in spec.columns if c.name not in _INTEGER_FIELDS]
     checks = [
         value.isNotNull(), F.length(value).between(1, settings.max_message_bytes),
-        ~F.col("_text").contains("\ufffd"),  # decode() replaced invalid UTF-8 with U+FFFD
+        F.encode(F.col("_text"), "UTF-8") == value,  # decode() replaces invalid UTF-8
         F.size(F.col("_keys")) == len(spec.columns),
         *[F.length(F.trim(event[name])) > 0 for name in text_fields],
         event["vehicle_class"].between(1, 5), event["lane"].between(0, 10_000),
@@ -165,25 +171,45 @@ def _accepted(settings: ValidationSettings) -> Column:
     return F.coalesce(ok, F.lit(False))
 
 
-def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation adding typed event columns and `rejection_reason` to Kafka rows."""
-    spec = schemas.load(EVENT_SPEC)
+def with_rejection_reason(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation adding `rejection_reason`: every reason a record fails validation,
+    `; `-separated, or null for a good record (from `value` and `ingested_at`).
+
+    It parses each value again, all as text: meant for the few records `is_accepted` rejected.
+    """
+    text = _utf8_text()
+    helpers = [text.alias("_text"), F.json_object_keys(text).alias("_keys")]
+    # the one-element transform binds the all-text parse to a variable: it runs once per record,
+    # not once per check
+    raw = F.array(F.from_json("_text", _wire_schema()))
+    reason = F.coalesce(_transport_reason(settings), F.transform(
+        raw, lambda parsed: _field_reasons(settings, parsed))[0])
 
     def transform(df: DataFrame) -> DataFrame:
-        text = F.decode(F.col("value"), "UTF-8")
-        staged = df.select("*", text.alias("_text"), F.from_json(text, _typed_schema())
-                           .alias("_event"), F.json_object_keys(text).alias("_keys"))
-        # only a record that fails `_accepted` is parsed again, all as text, for its reasons; the
-        # one-element transform binds that parse to a variable, so it runs once, not per check
-        raw = F.array(F.from_json("_text", _wire_schema()))
-        detailed = F.coalesce(_transport_reason(settings), F.transform(
-            raw, lambda parsed: _field_reasons(settings, parsed))[0])
-        reason = F.when(_accepted(settings), F.lit(None).cast("string")).otherwise(detailed)
-        event = F.col("_event")
-        typed_cols = [(_amount(event) if c.name == "amount" else _event_time(event)
-                       if c.name == "event_time" else event[c.name])
-                      .cast(schemas.spark_type(c.type)).alias(c.name) for c in spec.columns]
-        return staged.select(*df.columns, *typed_cols, reason.alias("rejection_reason"))
+        return (df.select("*", *helpers)
+                .select(*df.columns, reason.alias("rejection_reason")))
+
+    return transform
+
+
+def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation adding the typed event columns and `is_accepted` to Kafka rows.
+
+    The columns are built once here, not per call: a micro-batch applies the transformation
+    again, and building expressions through py4j is not free.
+    """
+    spec = schemas.load(EVENT_SPEC)
+    text = _utf8_text()
+    parsed = [text.alias("_text"), F.from_json(text, _typed_schema()).alias("_event"),
+              F.json_object_keys(text).alias("_keys")]
+    event = F.col("_event")
+    typed = [(_amount(event) if c.name == "amount" else _event_time(event)
+              if c.name == "event_time" else event[c.name])
+             .cast(schemas.spark_type(c.type)).alias(c.name) for c in spec.columns]
+    accepted = _accepted(settings).alias("is_accepted")
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.select("*", *parsed).select(*df.columns, *typed, accepted)
 
     return transform
 
@@ -196,29 +222,30 @@ def with_kafka_columns(df: DataFrame) -> DataFrame:
             .withColumnRenamed("timestamp", "kafka_timestamp"))
 
 
-def accepted_events(ingest_batch_id: int) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation keeping accepted rows in the landing zone's columns."""
+def accepted_events(df: DataFrame) -> DataFrame:
+    """Accepted rows, in the landing zone's columns."""
+    return (df.where(F.col("is_accepted"))
+            .transform(with_kafka_columns)
+            .withColumn("ingest_date", F.to_date("ingested_at"))
+            .select(*schemas.load("tolls_landing").column_names))
+
+
+def quarantined_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation keeping rejected rows in the quarantine table's columns, each
+    with its reason: a duplicate's (`duplicate_reason`, when the rows have that column), else
+    every reason validation found."""
+    reasons = with_rejection_reason(settings)
 
     def transform(df: DataFrame) -> DataFrame:
-        return (df.where(F.col("rejection_reason").isNull())
-                .transform(with_kafka_columns)
-                .withColumn("ingest_date", F.to_date("ingested_at"))
-                .withColumn("ingest_batch_id", F.lit(ingest_batch_id).cast("long"))
-                .select(*schemas.load("tolls_landing").column_names))
-
-    return transform
-
-
-def quarantined_records(ingest_batch_id: int) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation keeping rejected rows in the quarantine table's columns."""
-
-    def transform(df: DataFrame) -> DataFrame:
-        return (df.where(F.col("rejection_reason").isNotNull())
-                .transform(with_kafka_columns)
+        rejected = df.where(~F.col("is_accepted")).transform(reasons)
+        duplicate = (F.col("duplicate_reason") if "duplicate_reason" in df.columns
+                     else F.lit(None).cast("string"))
+        reason = F.coalesce(duplicate, F.col("rejection_reason"),
+                            F.lit("rejected by validation (no reason found)"))
+        return (rejected.transform(with_kafka_columns)
                 .select(F.col("key").alias("raw_key"), F.col("value").alias("raw_value"),
                         "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
-                        F.col("rejection_reason").alias("reason"),
-                        F.col("ingested_at").alias("quarantined_at"),
-                        F.lit(ingest_batch_id).cast("long").alias("ingest_batch_id")))
+                        reason.alias("reason"), F.col("ingested_at").alias("quarantined_at"),
+                        "ingest_batch_id"))
 
     return transform

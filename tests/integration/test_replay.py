@@ -1,12 +1,16 @@
-"""A micro-batch replayed after a crash (its writes done, its checkpoint commit not) is not
-written twice: landing, quarantine, speed views, progress, alerts table and alerts topic."""
+"""A micro-batch replayed after a crash is not written twice, and one cut short between its
+commits is completed exactly: landing, quarantine, speed views, progress, alerts table and
+alerts topic."""
 
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer
+from pyspark.sql import functions as F
 
 from lambdalake import customers, lake, topics
+from lambdalake.errors import LambdalakeError
 from lambdalake.generators import tolls
 from speed import tolls_stream
 
@@ -26,14 +30,19 @@ def alert_keys(settings):
         consumer.close()
 
 
-def test_replayed_micro_batch_changes_nothing(kafka_broker, settings, spark):
+def one_batch_of_records(settings):
+    """1,500 records (some malformed, some duplicates) in Kafka, 20 customers with thresholds."""
     settings = settings.replace(topics={"tolls_alerts": f"{settings.topics.tolls_events}.alerts"})
     topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
     customers.write_customers(settings, tolls.customers(20, 3))
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     options = tolls.TollsOptions(count=1500, seed=4, start=start, customers=20,
                                  malformed_fraction=0.02, duplicate_fraction=0.02)
-    tolls.produce(settings, tolls.toll_records(options), progress=False)
+    return settings, tolls.produce(settings, tolls.toll_records(options), progress=False)
+
+
+def test_replayed_micro_batch_changes_nothing(kafka_broker, settings, spark):
+    settings, _report = one_batch_of_records(settings)
     first = tolls_stream.run(spark, settings, until_idle=True)
     assert first.batches == 1
     before = table_counts(spark, settings)
@@ -49,3 +58,49 @@ def test_replayed_micro_batch_changes_nothing(kafka_broker, settings, spark):
 
     assert table_counts(spark, settings) == before
     assert alert_keys(settings) == keys
+
+
+def landed_counts(spark, settings):
+    """Landing rows, speed rows per view, progress rows, quarantine rows, alert rows."""
+    speed = spark.read.format("delta").load(lake.table_path(settings, "tolls_speed_rows"))
+    per_view = {r[0]: (r[1], r[2]) for r in speed.groupBy("view_name").agg(
+        F.count(F.lit(1)), F.sum(F.coalesce("transaction_count", "vehicle_count",
+                                            "landed_count"))).collect()}
+    tables = {name: spark.read.format("delta").load(lake.table_path(settings, name)).count()
+              for name in ("tolls_landing", "tolls_quarantine", "tolls_alerts")}
+    return tables, per_view
+
+
+@pytest.mark.parametrize("failing", ["tolls_speed_rows", "tolls_quarantine", "tolls_alerts"])
+def test_a_crash_between_the_commits_of_a_micro_batch_is_repaired_exactly(
+        kafka_broker, settings, spark, monkeypatch, failing):
+    settings, report = one_batch_of_records(settings)
+
+    real_write = lake.write_tagged
+
+    def crash_on(df, path, mode, tag):
+        if path.endswith(f"/{failing}"):
+            raise RuntimeError(f"simulated crash before the {failing} commit")
+        real_write(df, path, mode, tag)
+
+    monkeypatch.setattr(lake, "write_tagged", crash_on)
+    with pytest.raises(LambdalakeError, match="simulated crash"):
+        tolls_stream.run(spark, settings, until_idle=True)
+    landed_so_far = spark.read.format("delta").load(
+        lake.table_path(settings, "tolls_landing")).count()
+    assert landed_so_far == len(report.events)  # the landing commit was made before the crash
+
+    monkeypatch.setattr(lake, "write_tagged", real_write)
+    totals = tolls_stream.run(spark, settings, until_idle=True)  # the same batch, again
+    assert totals.batches == 1 and totals.read == report.sent
+
+    tables, per_view = landed_counts(spark, settings)
+    accepted = len(report.events)
+    assert tables["tolls_landing"] == accepted
+    assert tables["tolls_quarantine"] == report.sent - accepted
+    for view in ("speed_tolls_customer_spend_10m", "speed_tolls_plaza_revenue_30m",
+                 "speed_tolls_daily_class_traffic"):
+        assert per_view[view][1] == accepted, view  # every landed event counted once
+    assert per_view["tolls_stream_progress"] == (1, accepted)  # one progress row
+    keys = alert_keys(settings)
+    assert tables["tolls_alerts"] > 0 and len(keys) == len(set(keys)) == tables["tolls_alerts"]

@@ -7,12 +7,14 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
+import schemas
 from batch import tolls_reports
 from lambdalake import lake, topics
 from lambdalake.generators import tolls
 from lambdalake.groundtruth import differences, events_table, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
+from speed.union_rows import member_rows
 
 
 @pytest.fixture
@@ -47,6 +49,9 @@ def merged(serving):
 
 
 def read_table(spark, settings, name):
+    union = schemas.stored_in(name)
+    if union:
+        return lake.read_table(spark, settings, union).transform(member_rows(name))
     return spark.read.format("delta").load(lake.table_path(settings, name))
 
 

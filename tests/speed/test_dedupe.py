@@ -2,17 +2,17 @@ from pyspark.testing import assertDataFrameEqual
 
 from speed.tolls.dedupe import flag_duplicates, outcome
 
-SCHEMA = "transaction_id string, partition int, offset long, rejection_reason string"
+SCHEMA = "transaction_id string, partition int, offset long, is_accepted boolean"
 
 
 def test_landed_and_in_batch_duplicates_are_flagged_once(spark):
     records = spark.createDataFrame([
-        ("a", 0, 10, None),
-        ("b", 1, 3, None),
-        ("b", 0, 11, None),    # same id, lower (partition, offset): this one is kept
-        ("c", 1, 4, None),     # landed before
-        (None, 1, 5, "malformed JSON: not a valid JSON object"),
-        ("d", 0, 12, "missing field plaza_id"),
+        ("a", 0, 10, True),
+        ("b", 1, 3, True),
+        ("b", 0, 11, True),    # same id, lower (partition, offset): this one is kept
+        ("c", 1, 4, True),     # landed before
+        (None, 1, 5, False),   # rejected by validation
+        ("d", 0, 12, False),
     ], SCHEMA)
     landed = spark.createDataFrame([("c",), ("z",)], "transaction_id string")
     got = records.transform(flag_duplicates(landed)).transform(outcome).select(
@@ -29,13 +29,15 @@ def test_landed_and_in_batch_duplicates_are_flagged_once(spark):
 
 
 def test_duplicate_reasons_say_why(spark):
-    records = spark.createDataFrame([("c", 0, 1, None), ("e", 0, 2, None), ("e", 0, 3, None)],
-                                    SCHEMA)
+    records = spark.createDataFrame([("c", 0, 1, True), ("e", 0, 2, True), ("e", 0, 3, True),
+                                     ("c", 0, 4, False)], SCHEMA)
     landed = spark.createDataFrame([("c",)], "transaction_id string")
-    reasons = {(r.transaction_id, r.offset): r.rejection_reason
+    flagged = {(r.transaction_id, r.offset): (r.is_accepted, r.duplicate_reason)
                for r in records.transform(flag_duplicates(landed)).collect()}
-    assert reasons == {
-        ("c", 1): "duplicate: transaction_id c was already landed",
-        ("e", 2): None,
-        ("e", 3): "duplicate: transaction_id e repeats an earlier record of this micro-batch",
+    assert flagged == {
+        ("c", 1): (False, "duplicate: transaction_id c was already landed"),
+        ("e", 2): (True, None),
+        ("e", 3): (False, "duplicate: transaction_id e repeats an earlier record of this "
+                          "micro-batch"),
+        ("c", 4): (False, None),  # rejected by validation: not a duplicate, whatever its id
     }
