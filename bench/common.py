@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from lambdalake import broker
 from lambdalake.config import Settings, load_settings
+from lambdalake.generators import tolls
 
 
 def _free_port() -> int:
@@ -39,3 +41,30 @@ def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settin
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+
+
+def produce_paced(bootstrap_servers: str, topic: str, options: tolls.TollsOptions, rate: float,
+                  out: str) -> None:
+    """Child process: send the records at `rate`/s with confluent-kafka, then write one
+    `transaction_id<TAB>wall-clock send time` line per accepted event to `out`, in send order."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all",
+                         "linger.ms": 0, "enable.idempotence": True})
+    sent: list[tuple[str, float]] = []
+    t0 = time.time()
+    for i, record in enumerate(tolls.toll_records(options)):
+        wait = t0 + i / rate - time.time()
+        if wait > 0.002:
+            time.sleep(wait)
+        while True:
+            try:
+                producer.produce(topic, key=record.key, value=record.value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+        if record.kind == "event":
+            sent.append((record.event["transaction_id"], time.time()))
+    producer.flush()
+    Path(out).write_text("".join(f"{tx}\t{at!r}\n" for tx, at in sent))
