@@ -49,16 +49,22 @@ def synthetic_landing(spark, n: int):  # noqa: ANN001, ANN201
     ).select(*schemas.load("tolls_landing").column_names)
 
 
+def land_synthetic(spark, settings, n: int) -> str:  # noqa: ANN001
+    """Append N synthetic events to the settings' landing zone, saying how long; its path."""
+    path = lake.ensure_table(spark, settings, "tolls_landing")
+    t = time.monotonic()
+    synthetic_landing(spark, n).write.format("delta").mode("append").save(path)
+    print(f"wrote {n:,} landed events in {time.monotonic() - t:.1f}s", flush=True)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     args = parser.parse_args()
     with bench_environment(kafka=False) as settings:
         spark = create_spark_session(settings, "lambdalake-bench-batch")
-        path = lake.ensure_table(spark, settings, "tolls_landing")
-        t = time.monotonic()
-        synthetic_landing(spark, args.events).write.format("delta").mode("append").save(path)
-        print(f"wrote {args.events:,} landed events in {time.monotonic() - t:.1f}s")
+        path = land_synthetic(spark, settings, args.events)
 
         t = time.monotonic()
         run = tolls_reports.run(spark, settings)
