@@ -78,10 +78,12 @@ class StreamTotals:
     quarantined: int = 0
     duplicates: int = 0
     log: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # wall time of each micro-batch
 
-    def add(self, counts: dict[str, int]) -> None:
-        """Count one micro-batch's outcomes (landed, quarantined, duplicate)."""
+    def add(self, counts: dict[str, int], seconds: float) -> None:
+        """Count one micro-batch's outcomes (landed, quarantined, duplicate) and duration."""
         self.batches += 1
+        self.seconds.append(seconds)
         self.read += sum(counts.values())
         self.landed += counts.get("landed", 0)
         self.quarantined += counts.get("quarantined", 0)
@@ -149,10 +151,14 @@ class PhaseClock:
         finally:
             self.phases[phase] = time.monotonic() - began
 
+    def elapsed(self) -> float:
+        """Seconds since the clock started."""
+        return time.monotonic() - self.started
+
     def summary(self) -> str:
         """`in 0.9s: validate 0.3, ...`."""
         parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.phases.items())
-        return f"in {time.monotonic() - self.started:.1f}s ({parts})"
+        return f"in {self.elapsed():.1f}s ({parts})"
 
 
 class TollsBatchProcessor:
@@ -303,7 +309,7 @@ class TollsBatchProcessor:
 
     def _log(self, batch_id: int, counts: dict[str, int], alerted: int | None,
              landing_version: int | None, clock: PhaseClock) -> None:
-        self.totals.add(counts)
+        self.totals.add(counts, clock.elapsed())
         line = (f"speed: batch {batch_id}: read {sum(counts.values())}, landed "
                 f"{counts.get('landed', 0)}, quarantined {counts.get('quarantined', 0)}, "
                 f"duplicates {counts.get('duplicate', 0)}"
