@@ -12,7 +12,10 @@ union table (the speed views and the streaming progress, all in `speed.tolls_spe
 view of the union's rows of its `view_name`.
 
 `refresh()` is cheap when little changed: each table's handle stays open and is brought up to
-date incrementally, and only a table whose Delta version moved is registered again.
+date incrementally (on a local lake only when a commit file for its next version exists), and
+only a table whose Delta version moved is registered again. By default the published batch views
+are copied into DuckDB tables (`batch._copy_of_<view>`, behind the `batch.<view>` views) once per
+batch run; see `Serving.__init__`.
 """
 
 from __future__ import annotations
