@@ -203,7 +203,7 @@ class TollsBatchProcessor:
         the first micro-batch of a run can be one."""
         if not self.first_batch:
             return {}
-        self.first_batch = True
+        self.first_batch = False
         found = {name: log.tagged_version(tag) for name, log in self.logs.items()}
         return {name: v for name, v in found.items() if v is not None}
 
