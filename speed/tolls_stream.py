@@ -38,8 +38,10 @@ from decimal import Decimal
 from functools import reduce
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -49,7 +51,7 @@ from lambdalake import customers, lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
-from speed.landed_ids import LandedIdIndex
+from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hashes
 from speed.tolls import alerts
 from speed.tolls.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
@@ -226,14 +228,16 @@ class TollsBatchProcessor:
         partials = None
         writes: list[Future] = []
         try:
-            checked = dict(validated.groupBy("is_accepted").count().collect())
-            duplicates = validated.transform(duplicate_records(
-                self.landed_ids.ids(now))).collect()
+            keys = collect_arrow(validated.select("is_accepted", "partition", "offset",
+                                                  *id_hashes("transaction_id")))
+            accepted = keys.filter(keys.column("is_accepted"))
+            duplicates = self._duplicates(validated, accepted, now)
             records = (validated.transform(mark_duplicates(spark.createDataFrame(
                 duplicates, DUPLICATES_SCHEMA))) if duplicates else
                 validated.withColumn("duplicate_reason", F.lit(None).cast("string")))
-            counts = {"landed": checked.get(True, 0) - len(duplicates),
-                      "quarantined": checked.get(False, 0), "duplicate": len(duplicates)}
+            counts = {"landed": accepted.num_rows - len(duplicates),
+                      "quarantined": keys.num_rows - accepted.num_rows,
+                      "duplicate": len(duplicates)}
             landed = counts["landed"]
             clock.lap("validate")
             events = records.transform(accepted_events)
@@ -244,7 +248,7 @@ class TollsBatchProcessor:
                 writes.append(self._write(records.transform(self.quarantined).coalesce(1),
                                           QUARANTINE, tag, clock))
             if landed:
-                writes.append(self.pool.submit(self.landed_ids.add, events, now))
+                self._index_landed(accepted, duplicates, now)
             due: list[alerts.Due] = []
             if landed:  # while the landing commit is written
                 partials = events.transform(self.partials).persist()
@@ -293,6 +297,42 @@ class TollsBatchProcessor:
               f"{self.settings.validation.duplicate_window_days} days and the spend of "
               f"{len(self.alert_state.spend)} customer-months (landing v{landing_version})",
               flush=True)
+
+    def _duplicates(self, validated: DataFrame, accepted: pa.Table,
+                    now: dt.datetime) -> list[Row]:
+        """The micro-batch's duplicate records (`DUPLICATES_SCHEMA` rows). The accepted records'
+        id hashes are looked up in the landed-id index and among themselves; only when some id
+        was landed or repeats (rare) does `duplicate_records` run, on those records alone."""
+        h1, h2 = (accepted.column(c).to_numpy() for c in HASH_COLUMNS)
+        was_landed = self.landed_ids.contains(h1, h2, now)
+        pairs, seen = np.unique(np.stack([h1, h2], axis=1), axis=0, return_counts=True)
+        suspects = {(int(a), int(b)): True for a, b in np.stack([h1, h2], 1)[was_landed]}
+        for a, b in pairs[seen > 1]:
+            suspects.setdefault((int(a), int(b)), False)
+        if not suspects:
+            return []
+        spark = self.spark
+        hashes = spark.createDataFrame([(a, b, landed) for (a, b), landed in suspects.items()],
+                                       f"{HASH_COLUMNS[0]} long, {HASH_COLUMNS[1]} long, "
+                                       "was_landed boolean")
+        suspect = (validated.select("*", *id_hashes("transaction_id"))
+                   .join(F.broadcast(hashes), list(HASH_COLUMNS)))
+        landed_ids = suspect.where("was_landed").select("transaction_id").distinct()
+        return (suspect.select(*validated.columns)
+                .transform(duplicate_records(landed_ids)).collect())
+
+    def _index_landed(self, accepted: pa.Table, duplicates: list[Row],
+                      now: dt.datetime) -> None:
+        """Add the ids the micro-batch lands (accepted, not duplicates) to the landed-id index."""
+        keep = np.ones(accepted.num_rows, dtype=bool)
+        if duplicates:
+            where = {(p, o): i for i, (p, o) in enumerate(zip(
+                accepted.column("partition").to_pylist(), accepted.column("offset").to_pylist(),
+                strict=True))}
+            for row in duplicates:
+                keep[where[(row["partition"], row["offset"])]] = False
+        h1, h2 = (accepted.column(c).to_numpy()[keep] for c in HASH_COLUMNS)
+        self.landed_ids.add(h1, h2, now.date())
 
     def _commit_version(self, name: str, tag: str) -> int:
         version = self.logs[name].tagged_version(tag, depth=10)

@@ -1,0 +1,47 @@
+import datetime as dt
+
+import pytest
+
+from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hashes
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def hashes(spark, ids):
+    table = collect_arrow(spark.createDataFrame([(i,) for i in ids], "transaction_id string")
+                          .select(*id_hashes("transaction_id")))
+    return [table.column(c).to_numpy() for c in HASH_COLUMNS]
+
+
+@pytest.fixture
+def index(spark):
+    landing = spark.createDataFrame(
+        [("t1", dt.date(2026, 11, 24)), ("t2", dt.date(2026, 11, 1)),
+         ("t3", dt.date(2026, 10, 1))],  # t3: before the 30-day window
+        "transaction_id string, ingest_date date")
+    index = LandedIdIndex("transaction_id", window_days=30)
+    assert index.load(landing, NOW) == 2
+    return index
+
+
+def test_the_index_finds_exactly_the_ids_landed_within_the_window(spark, index):
+    found = index.contains(*hashes(spark, ["t1", "t2", "t3", "t4", "t1"]), NOW)
+    assert found.tolist() == [True, True, False, False, True]
+
+
+def test_added_ids_are_found_and_ids_leave_with_their_ingest_date(spark, index):
+    index.add(*hashes(spark, ["t4", "t5"]), NOW.date())
+    for day in range(40):  # many small pieces on one day are merged, never lost
+        index.add(*hashes(spark, [f"x{day}"]), NOW.date())
+    assert len(index) == 44
+    assert index.contains(*hashes(spark, ["t4", "t5", "x0", "x39", "t6"]),
+                          NOW).tolist() == [True, True, True, True, False]
+    later = NOW + dt.timedelta(days=25)  # t2 (Nov 1) is now older than 30 days
+    assert index.contains(*hashes(spark, ["t1", "t2", "x7"]), later).tolist() == [
+        True, False, True]
+    assert len(index) == 43
+
+
+def test_an_index_not_loaded_refuses_look_ups(spark):
+    with pytest.raises(RuntimeError, match="not loaded"):
+        LandedIdIndex("transaction_id", 30).contains(*hashes(spark, ["t1"]), NOW)
