@@ -146,7 +146,7 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     from serving.engine import Serving
     from serving.output import FORMATS
 
-    serving = Serving(settings, copy_batch_views=False)
+    serving = Serving(settings, copy_to_duckdb=False)
     try:
         result = serving.query(args.sql)
     except duckdb.Error as exc:

@@ -14,8 +14,8 @@ view of the union's rows of its `view_name`.
 `refresh()` is cheap when little changed: each table's handle stays open and is brought up to
 date incrementally (on a local lake only when a commit file for its next version exists), and
 only a table whose Delta version moved is registered again. By default the published batch views
-are copied into DuckDB tables (`batch._copy_of_<view>`, behind the `batch.<view>` views) once per
-batch run; see `Serving.__init__`.
+and the speed rows are copied into DuckDB tables (`<layer>._copy_of_<table>`, behind the
+`<layer>.<table>` views); see `Serving.__init__`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -77,17 +78,22 @@ def render_view_sql(view: str) -> str:
 class Serving:
     """A DuckDB connection with every lake table and merged view registered."""
 
-    def __init__(self, settings: Settings, copy_batch_views: bool = True) -> None:
+    def __init__(self, settings: Settings, copy_to_duckdb: bool = True) -> None:
         """Connect an in-memory DuckDB and register the lake (call `refresh` to re-read it).
 
-        With `copy_batch_views` (the default, for a long-lived connection such as a notebook's)
-        each published batch view is copied into DuckDB once per batch run, so merged queries
-        scan DuckDB's own columnar copy, not Parquet: about 1 s and a few hundred MB for a
-        9M-row view, then milliseconds per query. A one-shot query (`lambdalake query`) passes
-        False and reads the views' Parquet files in place.
+        With `copy_to_duckdb` (the default, for a long-lived connection such as a notebook's)
+        the tables the merged views read are copied into DuckDB, so merged queries scan
+        DuckDB's own columns, not Parquet: each published batch view once per batch run (about
+        1 s and a few hundred MB for a 9M-row view), the speed rows file by file as micro-batches
+        add them. A one-shot query (`lambdalake query`) passes False and reads every table's
+        Parquet files in place.
         """
         self.settings = settings
-        self._copied = MERGED_VIEWS if copy_batch_views else ()
+        self._copied = MERGED_VIEWS if copy_to_duckdb else ()
+        # append-mostly tables, copied file by file: the union tables (the speed rows)
+        self._appended = ({schemas.stored_in(t) for t in schemas.available()
+                           if schemas.stored_in(t)} if copy_to_duckdb else set())
+        self._files: dict[str, set[str]] = {}  # table -> data files of its copy
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         for layer in LAYERS:
@@ -134,8 +140,12 @@ class Serving:
         else:
             data = handle.to_pyarrow_dataset()
         arrow_name = "__arrow_" + name.replace(".", "_")
-        self.con.register(arrow_name, data)
         source = arrow_name
+        if table in self._appended:
+            source = name.replace(".", "._copy_of_")
+            self._copy_new_files(table, source, data)
+        else:
+            self.con.register(arrow_name, data)
         if table in self._copied:
             source = name.replace(".", "._copy_of_")
             self.con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT * FROM {arrow_name}")
@@ -143,6 +153,29 @@ class Serving:
         if table not in self._registered:
             self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
         self._registered[table] = version
+
+    def _copy_new_files(self, table: str, copy: str, data: pa.Table | pads.Dataset) -> None:
+        """Bring DuckDB table `copy` to `data`: when the snapshot only added files since the
+        last copy (Delta data files never change), insert the new files' rows; otherwise (rows
+        deleted, files rewritten) copy it all again."""
+        if isinstance(data, pa.Table):
+            fragments, files = [], set()
+        else:
+            fragments = list(data.get_fragments())
+            files = {f.path for f in fragments}
+        previous = self._files.get(table)
+        if previous is not None and previous <= files:
+            new = [f for f in fragments if f.path not in previous]
+            if new:
+                self.con.register("__new_files", pads.FileSystemDataset(
+                    new, data.schema, data.format, data.filesystem))
+                self.con.execute(f"INSERT INTO {copy} BY NAME SELECT * FROM __new_files")
+                self.con.unregister("__new_files")
+        else:
+            self.con.register("__all_files", data)
+            self.con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM __all_files")
+            self.con.unregister("__all_files")
+        self._files[table] = files
 
     def refresh(self) -> None:
         """Bring every table to its latest snapshot and each batch view to its published
