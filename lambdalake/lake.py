@@ -104,18 +104,18 @@ class CommitLog:
         """Version of the recent commit written with userMetadata `tag`, or None."""
         return next((v for v, metadata in self.recent(depth) if metadata == tag), None)
 
-
-def recent_commits(spark: SparkSession, path: str, depth: int = 50) -> list[tuple[int, str]]:
-    """(version, userMetadata) of the table's most recent commits, newest first."""
-    return CommitLog(spark, path).recent(depth)
+    def commit_version(self, tag: str, depth: int = 50) -> int:
+        """Version of the recent commit written with userMetadata `tag`; an error if none."""
+        version = self.tagged_version(tag, depth)
+        if version is None:
+            raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of "
+                                  f"{self.path}")
+        return version
 
 
 def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) -> int:
     """Delta version of the recent commit written with userMetadata `tag`."""
-    version = CommitLog(spark, path).tagged_version(tag, depth)
-    if version is None:
-        raise LambdalakeError(f"commit {tag} not found in the last {depth} commits of {path}")
-    return version
+    return CommitLog(spark, path).commit_version(tag, depth)
 
 
 def read_table(spark: SparkSession, settings: Settings, name: str,

@@ -89,11 +89,6 @@ class Serving:
         Parquet files in place.
         """
         self.settings = settings
-        self._copied = MERGED_VIEWS if copy_to_duckdb else ()
-        # append-mostly tables, copied file by file: the union tables (the speed rows)
-        self._appended = ({schemas.stored_in(t) for t in schemas.available()
-                           if schemas.stored_in(t)} if copy_to_duckdb else set())
-        self._files: dict[str, set[str]] = {}  # table -> data files of its copy
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         for layer in LAYERS:
@@ -101,6 +96,10 @@ class Serving:
         served = [t for t in schemas.available() if schemas.load(t).layer in LAYERS]
         self._members = [t for t in served if schemas.stored_in(t)]
         self._tables = [t for t in served if t not in self._members and t not in MERGED_VIEWS]
+        # copied: the batch views and the union tables (the speed rows) the merged views read
+        self._copied = ({*MERGED_VIEWS, *(schemas.stored_in(m) for m in self._members)}
+                        if copy_to_duckdb else set())
+        self._files: dict[str, set[str]] = {}  # copied table -> data files of its copy
         self._handles: dict[str, DeltaTable] = {}
         self._registered: dict[str, int | None] = {}  # table -> version registered (None: empty)
         self._cutover: list[tuple] | None = None
@@ -139,17 +138,12 @@ class Serving:
             data = pa.table({f.name: pa.array([], f.type) for f in schemas.arrow_schema(table)})
         else:
             data = handle.to_pyarrow_dataset()
-        arrow_name = "__arrow_" + name.replace(".", "_")
-        source = arrow_name
-        if table in self._appended:
+        if table in self._copied:
             source = name.replace(".", "._copy_of_")
             self._copy_new_files(table, source, data)
         else:
-            self.con.register(arrow_name, data)
-        if table in self._copied:
-            source = name.replace(".", "._copy_of_")
-            self.con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT * FROM {arrow_name}")
-            self.con.unregister(arrow_name)
+            source = "__arrow_" + name.replace(".", "_")
+            self.con.register(source, data)
         if table not in self._registered:
             self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
         self._registered[table] = version
@@ -157,7 +151,7 @@ class Serving:
     def _copy_new_files(self, table: str, copy: str, data: pa.Table | pads.Dataset) -> None:
         """Bring DuckDB table `copy` to `data`: when the snapshot only added files since the
         last copy (Delta data files never change), insert the new files' rows; otherwise (rows
-        deleted, files rewritten) copy it all again."""
+        deleted, files rewritten, a batch view overwritten by its next run) copy it all again."""
         if isinstance(data, pa.Table):
             fragments, files = [], set()
         else:

@@ -110,7 +110,8 @@ class LandedIdIndex:
         return sum(len(pairs) for pairs in (self.by_date or {}).values())
 
     def contains(self, h1: np.ndarray, h2: np.ndarray, now: dt.datetime) -> np.ndarray:
-        """Which of the ids (given by their hashes) were landed within the window."""
+        """Which of the ids (given by their hashes) were landed within the window; ingest dates
+        that have left the window are dropped from the index here."""
         if self.by_date is None:
             raise RuntimeError("the landed-id index is not loaded")
         first = self._first_date(now)

@@ -260,7 +260,8 @@ class TollsBatchProcessor:
                 landing_write.result()
                 clock.lap("wait landing")
             landing_version = (done.get(LANDING) if LANDING in done else
-                               self._commit_version(LANDING, tag) if landed else None)
+                               self.logs[LANDING].commit_version(tag, depth=10) if landed
+                               else None)
             progress = self._progress_row(batch_id, counts, landing_version, now)
             rows = (progress if partials is None else partials.withColumn(
                 "landing_version", F.lit(landing_version).cast("long")).unionByName(progress))
@@ -305,8 +306,9 @@ class TollsBatchProcessor:
         was landed or repeats (rare) does `duplicate_records` run, on those records alone."""
         h1, h2 = (accepted.column(c).to_numpy() for c in HASH_COLUMNS)
         was_landed = self.landed_ids.contains(h1, h2, now)
-        pairs, seen = np.unique(np.stack([h1, h2], axis=1), axis=0, return_counts=True)
-        suspects = {(int(a), int(b)): True for a, b in np.stack([h1, h2], 1)[was_landed]}
+        both = np.stack([h1, h2], axis=1)
+        pairs, seen = np.unique(both, axis=0, return_counts=True)
+        suspects = {(int(a), int(b)): True for a, b in both[was_landed]}
         for a, b in pairs[seen > 1]:
             suspects.setdefault((int(a), int(b)), False)
         if not suspects:
@@ -333,12 +335,6 @@ class TollsBatchProcessor:
                 keep[where[(row["partition"], row["offset"])]] = False
         h1, h2 = (accepted.column(c).to_numpy()[keep] for c in HASH_COLUMNS)
         self.landed_ids.add(h1, h2, now.date())
-
-    def _commit_version(self, name: str, tag: str) -> int:
-        version = self.logs[name].tagged_version(tag, depth=10)
-        if version is None:
-            raise LambdalakeError(f"commit {tag} not found in the last commits of {name}")
-        return version
 
     def _progress_row(self, batch_id: int, counts: dict[str, int], landing_version: int | None,
                       now: dt.datetime) -> DataFrame:

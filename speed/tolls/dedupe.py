@@ -65,21 +65,3 @@ def mark_duplicates(duplicates: DataFrame) -> Callable[[DataFrame], DataFrame]:
                 .select(*records.columns, "duplicate_reason"))
 
     return transform
-
-
-def flag_duplicates(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation marking duplicates among validated records in one plan
-    (`duplicate_records` then `mark_duplicates`; the streaming job collects in between)."""
-
-    def transform(records: DataFrame) -> DataFrame:
-        return records.transform(mark_duplicates(
-            records.transform(duplicate_records(landed_ids))))
-
-    return transform
-
-
-def outcome(df: DataFrame) -> DataFrame:
-    """Add `outcome`: landed, duplicate or quarantined (from `is_accepted`, `duplicate_reason`)."""
-    return df.withColumn("outcome", F.when(F.col("is_accepted"), "landed")
-                         .when(F.col("duplicate_reason").isNotNull(), "duplicate")
-                         .otherwise("quarantined"))

@@ -1,8 +1,22 @@
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from speed.tolls.dedupe import flag_duplicates, outcome
+from speed.tolls.dedupe import duplicate_records, mark_duplicates
 
 SCHEMA = "transaction_id string, partition int, offset long, is_accepted boolean"
+
+
+def flag_duplicates(landed_ids):
+    """`duplicate_records` then `mark_duplicates` in one plan (the streaming job collects the
+    duplicates in between)."""
+    return lambda records: records.transform(mark_duplicates(
+        records.transform(duplicate_records(landed_ids))))
+
+
+def outcome(df):
+    return df.withColumn("outcome", F.when(F.col("is_accepted"), "landed")
+                         .when(F.col("duplicate_reason").isNotNull(), "duplicate")
+                         .otherwise("quarantined"))
 
 
 def test_landed_and_in_batch_duplicates_are_flagged_once(spark):
