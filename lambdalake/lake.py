@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
@@ -31,9 +34,59 @@ def checkpoint_path(settings: Settings, query: str) -> str:
     return f"{settings.checkpoint.root.rstrip('/')}/{query}"
 
 
+# A file of a Delta log that makes it a table: a commit or a checkpoint (not a `.tmp` file left
+# by a writer killed before its commit's rename, nor a `.crc` or `_last_checkpoint`).
+_COMMITTED = re.compile(r"^\d{20}\.(json|checkpoint\..*)$")
+
+
+def _delta_log(spark: SparkSession, path: str):  # noqa: ANN202 (Hadoop FileSystem, Path)
+    """The Hadoop file system and path of the `_delta_log` of `path` (any Hadoop URI)."""
+    jvm = spark.sparkContext._jvm
+    log = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    return log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), log
+
+
+def _log_files(spark: SparkSession, path: str) -> list[str] | None:
+    """Names in the `_delta_log` of `path`, or None if it has none."""
+    fs, log = _delta_log(spark, path)
+    if not fs.exists(log):
+        return None
+    return [status.getPath().getName() for status in fs.listStatus(log)]
+
+
+def is_half_created(spark: SparkSession, path: str) -> bool:
+    """Whether `path` holds a Delta log without a single commit: a table whose creation (or
+    first write) was killed before its first commit landed. Delta reports such a table as
+    existing yet fails to load it (`DELTA_TABLE_NOT_FOUND`)."""
+    names = _log_files(spark, path)
+    return names is not None and not any(_COMMITTED.match(name) for name in names)
+
+
+def repair_half_created(spark: SparkSession, path: str) -> bool:
+    """Remove the commit-less `_delta_log` of a half-created table at `path`, so that the table
+    can be created again; return whether there was one. Nothing committed is touched: a log
+    with any commit or checkpoint is a table and stays. (Files written before the kill are
+    not part of any version; VACUUM removes them.)"""
+    if not is_half_created(spark, path):
+        return False
+    fs, log = _delta_log(spark, path)
+    fs.delete(log, True)
+    print(f"lake: {path} was half created (a log without any commit, left by a killed "
+          "writer): its log is removed and the table created again", file=sys.stderr,
+          flush=True)
+    return True
+
+
+def is_table(spark: SparkSession, path: str) -> bool:
+    """Whether `path` holds a Delta table with at least one commit (a half-created one is not)."""
+    return DeltaTable.isDeltaTable(spark, path) and not is_half_created(spark, path)
+
+
 def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
-    """Create table `name` empty with its spec's schema if it does not exist; return its path."""
+    """Create table `name` empty with its spec's schema if it does not exist; return its path.
+    A half-created table (its creation killed before the first commit) is created again."""
     path = table_path(settings, name)
+    repair_half_created(spark, path)
     spec = schemas.load(name)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(
         schemas.spark_schema(name))
@@ -122,7 +175,7 @@ def read_table(spark: SparkSession, settings: Settings, name: str,
                version: int | None = None) -> DataFrame:
     """Table `name` (at `version` if given), or an empty frame of its schema if it is missing."""
     path = table_path(settings, name)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not is_table(spark, path):
         return spark.createDataFrame([], schemas.spark_schema(name))
     reader = spark.read.format("delta")
     if version is not None:

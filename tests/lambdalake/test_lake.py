@@ -1,0 +1,50 @@
+"""Tables of the lake: creation survives a writer killed before its first commit (issue 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lambdalake import lake
+from lambdalake.config import Settings
+
+
+def _half_create(path: str) -> None:
+    """What a writer killed during a table's creation leaves: a log holding only a temp file."""
+    log = Path(path) / "_delta_log"
+    log.mkdir(parents=True)
+    (log / ".00000000000000000000.json.3f2a9c1e.tmp").write_text('{"commitInfo":')
+
+
+def test_ensure_table_creates_a_half_created_table_again(spark: SparkSession,
+                                                         settings: Settings) -> None:
+    path = lake.table_path(settings, "batch_runs")
+    _half_create(path)
+    assert lake.is_half_created(spark, path)
+    assert not lake.is_table(spark, path)
+
+    assert lake.ensure_table(spark, settings, "batch_runs") == path
+
+    assert lake.is_table(spark, path) and not lake.is_half_created(spark, path)
+    assert lake.read_table(spark, settings, "batch_runs").count() == 0
+    assert [f.name for f in (Path(path) / "_delta_log").iterdir() if f.name.endswith(".tmp")
+            ] == []
+
+
+def test_a_half_created_table_reads_as_missing(spark: SparkSession, settings: Settings) -> None:
+    path = lake.table_path(settings, "tolls_alerts")
+    _half_create(path)
+    assert lake.read_table(spark, settings, "tolls_alerts").count() == 0
+
+
+def test_a_table_with_commits_is_never_repaired(spark: SparkSession, settings: Settings) -> None:
+    path = lake.ensure_table(spark, settings, "batch_runs")
+    leftover = Path(path) / "_delta_log" / ".00000000000000000001.json.77aa.tmp"
+    leftover.write_text("{")  # a later commit killed before its rename
+
+    assert not lake.is_half_created(spark, path)
+    assert not lake.repair_half_created(spark, path)
+    lake.ensure_table(spark, settings, "batch_runs")
+    assert leftover.exists()
+    assert (Path(path) / "_delta_log" / "00000000000000000000.json").exists()
