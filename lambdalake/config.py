@@ -34,6 +34,7 @@ class KafkaSettings:
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int = 200_000
     fail_on_data_loss: bool = True
+    outage_timeout_s: int = 300
 
 
 @dataclass(frozen=True)

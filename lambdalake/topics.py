@@ -27,6 +27,15 @@ def admin_client(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClien
         raise _unreachable(settings) from None
 
 
+def reachable(settings: Settings, timeout_s: float = 5.0) -> bool:
+    """Whether a broker at the bootstrap servers answers within `timeout_s`."""
+    try:
+        admin_client(settings, timeout_s).close()
+    except LambdalakeError:
+        return False
+    return True
+
+
 def ensure_topics(settings: Settings, *topics: str) -> None:
     """Create the topics that do not exist yet (with the configured partition count)."""
     admin = admin_client(settings)

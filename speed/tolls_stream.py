@@ -187,6 +187,7 @@ class TollsBatchProcessor:
         self.partials, self.month_totals = speed_partials(), month_totals()
         self.landed_ids = LandedIdIndex("transaction_id",
                                         settings.validation.duplicate_window_days)
+        self.in_batch = False  # True while a micro-batch is being processed
 
     def close(self) -> None:
         """Release the writer threads, the cached ids and the alerts producer."""
@@ -211,6 +212,13 @@ class TollsBatchProcessor:
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         """Process one micro-batch (see the module docstring)."""
+        self.in_batch = True
+        try:
+            self._process(raw, batch_id)
+        finally:
+            self.in_batch = False
+
+    def _process(self, raw: DataFrame, batch_id: int) -> None:
         clock = PhaseClock()
         spark = self.spark
         self.app_id = self.app_id or _stream_app_id(spark, self.checkpoint)
@@ -436,9 +444,15 @@ class TollsBatchProcessor:
                 del messages[key]
         if self.producer is None:
             self.producer = topics.producer(settings, linger_ms=0)
-        for key, value in messages.items():
-            self.producer.send(settings.topics.tolls_alerts, key=key, value=value)
+        sends = [self.producer.send(settings.topics.tolls_alerts, key=key, value=value)
+                 for key, value in messages.items()]
         self.producer.flush()
+        for send in sends:  # a send that failed fails the micro-batch, which is then replayed
+            try:
+                send.get(timeout=0)
+            except Exception as error:  # noqa: BLE001 (kafka-python's errors, one line)
+                raise LambdalakeError(f"alerts could not be sent to Kafka topic "
+                                      f"{settings.topics.tolls_alerts}: {error!r}") from None
         return len(messages)
 
 
@@ -476,11 +490,73 @@ def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
     return writer.start(), processor
 
 
-def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTotals:
-    """Run the streaming job; with `until_idle`, process what is in Kafka now and return."""
-    topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
-    totals = StreamTotals()
+# What a failure caused by an unreachable Kafka looks like, from Spark's Kafka clients (driver
+# and tasks) or the alerts producer (kafka-python).
+_KAFKA_TROUBLE = re.compile(r"org\.apache\.kafka|kafka\.errors|Kafka(Timeout|Connection)Error|"
+                            r"NoBrokersAvailable|cannot reach Kafka|could not be sent to Kafka|"
+                            r"Timed out waiting for a node|Cannot fetch record")
+
+
+def _run_query(spark: SparkSession, settings: Settings, until_idle: bool, totals: StreamTotals,
+               stop_requested: list[int]) -> str | None:
+    """Run the streaming query until it ends, a stop is requested or it fails; return its
+    failure's description, or None."""
+    try:
+        topics.ensure_topics(settings, settings.topics.tolls_events, settings.topics.tolls_alerts)
+    except LambdalakeError as error:  # Kafka unreachable: the caller waits for it
+        return str(error)
     query, processor = start_query(spark, settings, until_idle, totals)
+    try:
+        while query.isActive:
+            # a stop waits for the micro-batch in progress; the next one (if Spark has begun
+            # it) is interrupted before anything is written, or replayed on the next start
+            if stop_requested and not processor.in_batch:
+                query.stop()
+                break
+            query.awaitTermination(0.5)
+    except StreamingQueryException as error:
+        return str(error.desc)
+    finally:
+        processor.close()
+    error = query.exception()
+    return None if error is None else str(error.desc)
+
+
+def _wait_for_kafka(settings: Settings, failure: str, since: float,
+                    stop_requested: list[int]) -> None:
+    """After a failure while Kafka was (or may have been) unreachable: wait, retrying with
+    backoff, until a broker answers; one readable error once `kafka.outage_timeout_s` has passed
+    since the outage began (`since`, a monotonic time)."""
+    limit, servers = settings.kafka.outage_timeout_s, settings.kafka.bootstrap_servers
+    delay = 1.0
+    while not stop_requested:
+        waited = time.monotonic() - since
+        if waited > limit:
+            raise LambdalakeError(
+                f"Kafka at {servers} unreachable or failing for {waited:.0f}s, longer than "
+                f"kafka.outage_timeout_s={limit}: stopping (a restart resumes from the "
+                f"checkpoint); last failure: {failure_line(failure)}")
+        if topics.reachable(settings, timeout_s=min(5.0, max(1.0, limit - waited))):
+            print(f"speed: Kafka at {servers} answers again after {waited:.0f}s: restarting "
+                  "the query from its checkpoint", flush=True)
+            return
+        print(f"speed: waiting for Kafka at {servers} ({waited:.0f}s so far, giving up after "
+              f"{limit}s): next try in {delay:.0f}s", flush=True)
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTotals:
+    """Run the streaming job; with `until_idle`, process what is in Kafka now and return.
+
+    The job rides out a Kafka outage (a broker restart, a network cut, a start while the broker
+    is down): when the query fails, or cannot start, while Kafka is unreachable, or with one of
+    Kafka's errors, it waits for a broker with backoff and restarts the query from its
+    checkpoint (a micro-batch cut short is replayed exactly); it stops with one line once the
+    outage has lasted `kafka.outage_timeout_s`. Any other failure stops it at once, with its
+    one line.
+    """
+    totals = StreamTotals()
     stop_requested: list[int] = []
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -491,22 +567,24 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
     if not until_idle:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, request_stop)
+    outage_since: float | None = None
     try:
-        while query.isActive:
-            if stop_requested and not query.status["isTriggerActive"]:
-                query.stop()
-                break
-            query.awaitTermination(0.5)
-    except StreamingQueryException as error:
-        raise LambdalakeError(f"the streaming query failed: {failure_line(error.desc)}") from None
+        while True:
+            batches = totals.batches
+            failure = _run_query(spark, settings, until_idle, totals, stop_requested)
+            if failure is None or stop_requested:
+                return totals
+            kafka_trouble = bool(_KAFKA_TROUBLE.search(failure))
+            if not kafka_trouble and topics.reachable(settings):
+                raise LambdalakeError(f"the streaming query failed: {failure_line(failure)}")
+            if outage_since is None or totals.batches > batches:  # a new outage
+                outage_since = time.monotonic()
+            print(f"speed: the query stopped on a Kafka failure: {failure_line(failure)}",
+                  flush=True)
+            _wait_for_kafka(settings, failure, outage_since, stop_requested)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        processor.close()
-    error = query.exception()
-    if error is not None:
-        raise LambdalakeError(f"the streaming query failed: {failure_line(error.desc)}")
-    return totals
 
 
 def failure_line(description: str) -> str:
@@ -525,7 +603,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="process what is in Kafka now, then exit (tests, demo)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    topics.ensure_topics(settings, settings.topics.tolls_events)
     spark = create_spark_session(settings, "lambdalake-speed-tolls")
     totals = run(spark, settings, until_idle=args.until_idle)
     print(f"speed: done: {totals.batches} micro-batches, read {totals.read}, landed "

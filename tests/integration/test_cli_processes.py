@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,13 +39,19 @@ def test_kafka_status_reports_the_running_broker(kafka_broker, settings):
     assert "running" in result.stdout and "accepting connections" in result.stdout
 
 
-def test_missing_broker_is_one_readable_line(settings, tmp_path):
-    env = cli_env(settings, LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+def test_missing_broker_is_waited_for_then_one_readable_line(settings, tmp_path):
+    env = cli_env(settings, LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+                  LAMBDALAKE_KAFKA_OUTAGE_TIMEOUT_S="3")
     result = lambdalake("speed", "run", "--until-idle", env=env)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "lambdalake: error: cannot reach Kafka at 127.0.0.1:1: start the local broker with "
-        "`lambdalake kafka start`, or point LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS at your cluster"]
+    assert "speed: waiting for Kafka at 127.0.0.1:1" in result.stdout
+    errors = [line for line in result.stderr.strip().splitlines()
+              if not line.startswith("WARNING")]  # the JVM's own start-up warnings
+    assert len(errors) == 1, result.stderr
+    assert re.fullmatch(
+        r"lambdalake: error: Kafka at 127\.0\.0\.1:1 unreachable or failing for \d+s, longer "
+        r"than kafka\.outage_timeout_s=3: stopping \(a restart resumes from the checkpoint\); "
+        r"last failure: .*cannot reach Kafka at 127\.0\.0\.1:1.*", errors[0])
 
 
 def test_streaming_job_stops_gracefully_on_sigterm(kafka_broker, settings):
