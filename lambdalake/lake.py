@@ -6,6 +6,7 @@ import re
 import sys
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 import schemas
@@ -56,8 +57,8 @@ def _log_files(spark: SparkSession, path: str) -> list[str] | None:
 
 def is_half_created(spark: SparkSession, path: str) -> bool:
     """Whether `path` holds a Delta log without a single commit: a table whose creation (or
-    first write) was killed before its first commit landed. Delta reports such a table as
-    existing yet fails to load it (`DELTA_TABLE_NOT_FOUND`)."""
+    first write) was killed before its first commit landed. `createIfNotExists` takes it for an
+    existing table yet fails to load it (`DELTA_TABLE_NOT_FOUND`); `isDeltaTable` says no."""
     names = _log_files(spark, path)
     return names is not None and not any(_COMMITTED.match(name) for name in names)
 
@@ -77,22 +78,25 @@ def repair_half_created(spark: SparkSession, path: str) -> bool:
     return True
 
 
-def is_table(spark: SparkSession, path: str) -> bool:
-    """Whether `path` holds a Delta table with at least one commit (a half-created one is not)."""
-    return DeltaTable.isDeltaTable(spark, path) and not is_half_created(spark, path)
-
-
 def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
     """Create table `name` empty with its spec's schema if it does not exist; return its path.
     A half-created table (its creation killed before the first commit) is created again."""
     path = table_path(settings, name)
-    repair_half_created(spark, path)
     spec = schemas.load(name)
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(
-        schemas.spark_schema(name))
-    if spec.partition_by:
-        builder = builder.partitionedBy(*spec.partition_by)
-    builder.execute()
+
+    def create() -> None:
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(
+            schemas.spark_schema(name))
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        builder.execute()
+
+    try:
+        create()
+    except AnalysisException:  # DELTA_TABLE_NOT_FOUND on a log without a commit
+        if not repair_half_created(spark, path):
+            raise
+        create()
     return path
 
 
@@ -175,7 +179,7 @@ def read_table(spark: SparkSession, settings: Settings, name: str,
                version: int | None = None) -> DataFrame:
     """Table `name` (at `version` if given), or an empty frame of its schema if it is missing."""
     path = table_path(settings, name)
-    if not is_table(spark, path):
+    if not DeltaTable.isDeltaTable(spark, path):  # also False for a half-created table
         return spark.createDataFrame([], schemas.spark_schema(name))
     reader = spark.read.format("delta")
     if version is not None:
