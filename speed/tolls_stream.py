@@ -572,8 +572,10 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
         while True:
             batches = totals.batches
             failure = _run_query(spark, settings, until_idle, totals, stop_requested)
-            if failure is None or stop_requested:
+            if failure is None:
                 return totals
+            if stop_requested:  # a failure while stopping is still reported, not waited out
+                raise LambdalakeError(f"the streaming query failed: {failure_line(failure)}")
             kafka_trouble = bool(_KAFKA_TROUBLE.search(failure))
             if not kafka_trouble and topics.reachable(settings):
                 raise LambdalakeError(f"the streaming query failed: {failure_line(failure)}")
@@ -582,6 +584,8 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
             print(f"speed: the query stopped on a Kafka failure: {failure_line(failure)}",
                   flush=True)
             _wait_for_kafka(settings, failure, outage_since, stop_requested)
+            if stop_requested:  # stopped while waiting: no query is running
+                return totals
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
