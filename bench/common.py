@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,12 +13,6 @@ from lambdalake.config import Settings, load_settings
 from lambdalake.generators import tolls
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settings]:
     """Settings on a temporary lake with (by default) a freshly started broker, stopped after."""
@@ -27,8 +20,8 @@ def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settin
     settings = load_settings().replace(
         lake={"root": str(root / "lake")}, checkpoint={"root": str(root / "checkpoints")},
         state={"dir": str(root / "state")},
-        kafka={"bootstrap_servers": f"127.0.0.1:{_free_port()}",
-               "local_controller_port": _free_port()},
+        kafka={"bootstrap_servers": f"127.0.0.1:{broker.free_port()}",
+               "local_controller_port": broker.free_port()},
         topics={"tolls_events": "bench.tolls.events"})
     if kafka:
         broker.start(settings, heap="1g")

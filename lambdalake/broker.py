@@ -34,6 +34,13 @@ class BrokerStatus:
     detail: str
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (for a private broker: tests, benchmarks)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def _address(settings: Settings) -> tuple[str, int]:
     servers = settings.kafka.bootstrap_servers.split(",")
     host, _, port = servers[0].strip().rpartition(":")

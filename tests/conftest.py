@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +11,6 @@ import pytest
 
 from lambdalake import broker
 from lambdalake.config import Settings, load_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +22,8 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "LAMBDALAKE_LAKE_ROOT": str(root / "lake"),
         "LAMBDALAKE_CHECKPOINT_ROOT": str(root / "checkpoints"),
         "LAMBDALAKE_STATE_DIR": str(root / "state"),
-        "LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_free_port()}",
-        "LAMBDALAKE_KAFKA_LOCAL_CONTROLLER_PORT": str(_free_port()),
+        "LAMBDALAKE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker.free_port()}",
+        "LAMBDALAKE_KAFKA_LOCAL_CONTROLLER_PORT": str(broker.free_port()),
         "LAMBDALAKE_SPARK_SHUFFLE_PARTITIONS": "2",
         "LAMBDALAKE_SPARK_DRIVER_MEMORY": "2g",
     })

@@ -8,10 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,28 +21,6 @@ from speed import tolls_stream
 from tests.integration.test_replay import alert_keys
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def own_broker(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """Settings with a broker of this test's own (stopped and started by the test)."""
-    mine = settings.replace(
-        kafka={"bootstrap_servers": f"127.0.0.1:{_free_port()}",
-               "local_controller_port": _free_port(), "outage_timeout_s": 120},
-        state={"dir": str(tmp_path / "state")},
-        topics={"tolls_alerts": f"{settings.topics.tolls_events}.alerts"},
-        spark={"trigger_interval": "1 second"})
-    broker.start(mine)
-    try:
-        yield mine
-    finally:
-        broker.stop(mine)
 
 
 def produce(settings: Settings, seed: int, count: int) -> list[dict]:
