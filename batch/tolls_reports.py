@@ -35,7 +35,7 @@ from batch.tolls.views import (
     daily_class_traffic,
     plaza_revenue_30m,
 )
-from lambdalake import lake
+from lambdalake import faults, lake
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -97,6 +97,7 @@ def run(spark: SparkSession, settings: Settings) -> BatchRun:
             rows = events.transform(view).select(*schemas.load(name).column_names)
             lake.write_tagged(rows, path, "overwrite", tag)
             versions[name] = lake.commit_version(spark, path, tag)
+            faults.kill_point("batch:after-view-write")
     finally:
         events.unpersist()
     published_at = dt.datetime.now(dt.timezone.utc)

@@ -10,6 +10,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 import schemas
+from lambdalake import faults
 from lambdalake.config import Settings
 from lambdalake.errors import LambdalakeError
 
@@ -92,7 +93,8 @@ def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
         builder.execute()
 
     try:
-        create()
+        with faults.killed_during_creation(name, path):
+            create()
     except AnalysisException:  # DELTA_TABLE_NOT_FOUND on a log without a commit
         if not repair_half_created(spark, path):
             raise

@@ -47,7 +47,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
-from lambdalake import customers, lake, topics
+from lambdalake import customers, faults, lake, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -267,6 +267,7 @@ class TollsBatchProcessor:
             if landing_write is not None:
                 landing_write.result()
                 clock.lap("wait landing")
+                faults.kill_point("speed:after-landing-commit")
             landing_version = (done.get(LANDING) if LANDING in done else
                                self.logs[LANDING].commit_version(tag, depth=10) if landed
                                else None)
@@ -287,6 +288,7 @@ class TollsBatchProcessor:
             for write in writes:
                 write.result()
             clock.lap("wait writes")
+            faults.kill_point("speed:after-writes")
         finally:
             for write in writes:  # the cached frames are released only once no write reads them
                 write.exception()
@@ -431,6 +433,7 @@ class TollsBatchProcessor:
         if rows and not stored:
             self._write(spark.createDataFrame(rows, schemas.spark_schema(ALERTS)), ALERTS,
                         tag, clock).result()
+            faults.kill_point("speed:after-alerts-stored")
         if replay:  # this batch's alerts may have been stored before the crash but not sent
             rows = [r.asDict() for r in lake.read_table(spark, settings, ALERTS)
                     .where(F.col("landing_version") == landing_version).collect()]
