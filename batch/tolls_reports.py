@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -74,10 +73,11 @@ class BatchRun:
 def read_landing(spark: SparkSession, settings: Settings) -> tuple[int, DataFrame]:
     """The landing zone's latest Delta version and its events as of that version."""
     path = lake.table_path(settings, "tolls_landing")
-    if not DeltaTable.isDeltaTable(spark, path):
+    table = lake.delta_table(spark, path)
+    if table is None:
         raise LambdalakeError(f"no landing zone at {path} yet: run the streaming job first "
                               "(`lambdalake speed run --until-idle`)")
-    version = int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+    version = int(table.history(1).first()["version"])
     return version, spark.read.format("delta").option("versionAsOf", version).load(path)
 
 
@@ -126,8 +126,9 @@ def prune_speed_views(spark: SparkSession, settings: Settings) -> int | None:
         return None
     cutover = int(runs[1]["cutover"])
     path = lake.table_path(settings, SPEED_ROWS)
-    if DeltaTable.isDeltaTable(spark, path):  # one commit; the progress rows stay
-        DeltaTable.forPath(spark, path).delete(
+    table = lake.delta_table(spark, path)
+    if table is not None:  # one commit; the progress rows stay
+        table.delete(
             F.col("view_name").isin(*SPEED_VIEWS) & (F.col("landing_version") <= cutover))
     return cutover
 

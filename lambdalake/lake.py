@@ -56,10 +56,31 @@ def _log_files(spark: SparkSession, path: str) -> list[str] | None:
     return [status.getPath().getName() for status in fs.listStatus(log)]
 
 
+# What Delta says when there is no table at a path: nothing there, a folder or log without a
+# commit (a half-created table).
+_NO_TABLE = ("DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND", "PATH_NOT_FOUND")
+
+
+def delta_table(spark: SparkSession, path: str) -> DeltaTable | None:
+    """The Delta table at `path`, or None when there is none (yet), or only a half-created one.
+
+    Not `DeltaTable.isDeltaTable`: once a session has seen a path without a table (a table being
+    created by another process, caught before its first commit), it keeps saying no after the
+    table exists, for as long as the session's cached log lives (measured); `forPath` brings
+    the cached log up to date.
+    """
+    try:
+        return DeltaTable.forPath(spark, path)
+    except AnalysisException as e:
+        if e.getErrorClass() in _NO_TABLE:
+            return None
+        raise
+
+
 def is_half_created(spark: SparkSession, path: str) -> bool:
     """Whether `path` holds a Delta log without a single commit: a table whose creation (or
     first write) was killed before its first commit landed. `createIfNotExists` takes it for an
-    existing table yet fails to load it (`DELTA_TABLE_NOT_FOUND`); `isDeltaTable` says no."""
+    existing table yet fails to load it (`DELTA_TABLE_NOT_FOUND`); `delta_table` says none."""
     names = _log_files(spark, path)
     return names is not None and not any(_COMMITTED.match(name) for name in names)
 
@@ -181,7 +202,7 @@ def read_table(spark: SparkSession, settings: Settings, name: str,
                version: int | None = None) -> DataFrame:
     """Table `name` (at `version` if given), or an empty frame of its schema if it is missing."""
     path = table_path(settings, name)
-    if not DeltaTable.isDeltaTable(spark, path):  # also False for a half-created table
+    if delta_table(spark, path) is None:  # also for a half-created table
         return spark.createDataFrame([], schemas.spark_schema(name))
     reader = spark.read.format("delta")
     if version is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -37,6 +38,23 @@ def test_a_half_created_table_reads_as_missing(spark: SparkSession, settings: Se
     path = lake.table_path(settings, "tolls_alerts")
     _half_create(path)
     assert lake.read_table(spark, settings, "tolls_alerts").count() == 0
+
+
+def test_a_table_created_by_another_process_is_seen_after_it_was_caught_half_created(
+        spark: SparkSession, settings: Settings, tmp_path: Path) -> None:
+    # a long-lived session (a test polling, the batch scheduler) that once finds a table in the
+    # middle of its creation by another process must see it once it is created
+    path = lake.table_path(settings, "tolls_alerts")
+    _half_create(path)
+    assert lake.read_table(spark, settings, "tolls_alerts").count() == 0
+    assert lake.delta_table(spark, path) is None
+    elsewhere = str(tmp_path / "made_elsewhere")
+    spark.range(3).write.format("delta").save(elsewhere)
+    shutil.rmtree(path)
+    shutil.copytree(elsewhere, path)  # the other process's commit, as this session sees it
+
+    assert lake.delta_table(spark, path) is not None
+    assert lake.read_table(spark, settings, "tolls_alerts").count() == 3
 
 
 def test_a_table_with_commits_is_never_repaired(spark: SparkSession, settings: Settings) -> None:
