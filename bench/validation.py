@@ -78,6 +78,9 @@ def main() -> None:
                 "json_object_keys": raw.select(F.json_object_keys(text)),
                 "validate_toll_records (all of it)": raw.transform(
                     validate.validate_toll_records(settings.validation)),
+                "  the same, with a plazas table": raw.transform(
+                    validate.validate_toll_records(settings.validation,
+                                                   frozenset(tolls.PLAZAS))),
             }
             print(f"{args.records:,} records, {fraction:.0%} malformed:")
             for name, df in parts.items():

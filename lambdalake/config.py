@@ -94,6 +94,7 @@ class ValidationSettings:
     max_event_age_days: int = 400
     max_future_minutes: int = 60
     duplicate_window_days: int = 30
+    key_is_transaction_id: bool = True
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class ColumnSpec:
 
     Specs imported from a standard also keep the standard's own type (`source_type`, e.g. the
     CDM's `varchar(50)`) and the column a foreign key refers to (`references`, `table.column`).
+    A string column may cap its length in characters (`max_length`).
     """
 
     name: str
@@ -37,6 +38,7 @@ class ColumnSpec:
     description: str
     source_type: str | None = None
     references: str | None = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def load(name: str) -> TableSpec:
     """Load the spec of table `name` (`schemas/<name>.json`)."""
     raw = json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text())
     columns = tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
-                               c.get("source_type"), c.get("references"))
+                               c.get("source_type"), c.get("references"),
+                               c.get("max_length"))
                     for c in raw["columns"])
     members = tuple(raw.get("union_of", ()))
     primary_key = tuple(raw.get("primary_key", ()))

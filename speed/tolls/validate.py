@@ -31,6 +31,7 @@ _INTEGER_FIELDS = ("lane", "vehicle_class")
 _AMOUNT = r"^-?[0-9]+(\.[0-9]{1,2})?$"
 _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
 _CURRENCIES = ("USD",)
+Plazas = frozenset[str] | None  # the known plaza ids; None: no plaza reference, every plaza known
 
 
 def _typed_schema() -> T.StructType:
@@ -76,7 +77,19 @@ def _transport_reason(settings: ValidationSettings) -> Column:
     )
 
 
-def _field_reasons(settings: ValidationSettings, raw: Column) -> Column:
+def _is_known_plaza(plaza_id: Column, plaza_ids: Plazas) -> Column:
+    """Whether `plaza_id` is in `plaza_ids` (always, when there is no plaza reference)."""
+    if plaza_ids is None:
+        return F.lit(True)
+    return plaza_id.isin(*sorted(plaza_ids)) if plaza_ids else F.lit(False)
+
+
+def _key_matches(transaction_id: Column) -> Column:
+    """Whether the record's key is the UTF-8 bytes of `transaction_id`."""
+    return F.col("key") == F.encode(transaction_id, "UTF-8")
+
+
+def _field_reasons(settings: ValidationSettings, plaza_ids: Plazas, raw: Column) -> Column:
     """Every reason a well-formed JSON object is not a good event (`raw`: its all-text parse)."""
     spec = schemas.load(EVENT_SPEC)
     keys = F.col("_keys")
@@ -95,20 +108,35 @@ def _field_reasons(settings: ValidationSettings, raw: Column) -> Column:
             (~present, F.lit(f"missing field {c.name}")),
             (value.isNull(), F.lit(f"field {c.name} is null")),
             (F.trim(value) == "", F.lit(f"field {c.name} is empty")),
+            (F.length(value) > c.max_length if c.max_length else F.lit(False),
+             F.format_string(f"field {c.name} is too long: %d characters (limit {c.max_length})",
+                             F.length(value))),
         ))
+    if settings.key_is_transaction_id:
+        transaction_id = raw["transaction_id"]
+        checks.append(_first(
+            (F.col("key").isNull(), F.lit("record key is null (it must be the transaction_id)")),
+            (transaction_id.isNotNull() & ~_key_matches(transaction_id),
+             F.lit("record key is not the transaction_id")),
+        ))
+    plaza_id = raw["plaza_id"]
+    checks.append(F.when(plaza_id.isNotNull() & ~_is_known_plaza(plaza_id, plaza_ids),
+                         F.concat(F.lit("unknown plaza_id: "), F.substring(plaza_id, 1, 40))))
     for name in _INTEGER_FIELDS:
         checks.append(F.when(raw[name].isNotNull() & ~_is_json_integer(raw, name),
                              F.lit(f"field {name} must be a JSON integer")))
     max_amount = Decimal(settings.max_amount)
     amount = raw["amount"]
     amount_ok = amount.rlike(_AMOUNT)
+    amount_value = amount.cast("decimal(38,2)")  # null when it has more than 36 digits
+    amount_text, minus = F.substring(amount, 1, 40), amount.startswith("-")
     checks += [
         F.when(~amount_ok, F.concat(F.lit("amount is not a decimal with at most 2 places: "),
-                                    F.substring(amount, 1, 40))),
-        F.when(amount_ok & (amount.cast("decimal(38,2)") < 0),
-               F.concat(F.lit("amount is negative: "), amount)),
-        F.when(amount_ok & (amount.cast("decimal(38,2)") > F.lit(max_amount)),
-               F.concat(F.lit(f"amount is above the limit {max_amount}: "), amount)),
+                                    amount_text)),
+        F.when(amount_ok & ((amount_value < 0) | amount_value.isNull() & minus),
+               F.concat(F.lit("amount is negative: "), amount_text)),
+        F.when(amount_ok & ((amount_value > F.lit(max_amount)) | amount_value.isNull() & ~minus),
+               F.concat(F.lit(f"amount is above the limit {max_amount}: "), amount_text)),
         F.when(_is_json_integer(raw, "vehicle_class") & ~vehicle_class.between(1, 5),
                F.concat(F.lit("vehicle_class must be 1-5, got "), vehicle_class)),
         F.when(_is_json_integer(raw, "lane") & ~lane.between(0, 10_000),
@@ -143,11 +171,13 @@ def _event_time(event: Column) -> Column:
     return event["event_time"].cast("timestamp")
 
 
-def _accepted(settings: ValidationSettings) -> Column:
+def _accepted(settings: ValidationSettings, plaza_ids: Plazas) -> Column:
     """Whether a record is a good event: exactly when `with_rejection_reason` finds nothing.
 
     Cheap on purpose (no regex over the whole message): valid UTF-8, every field present, typed
-    and in range, and exactly the spec's number of keys, so no extra or repeated field.
+    and in range, and exactly the spec's number of keys, so no extra or repeated field; the
+    record key is the transaction_id (when required) and the plaza a known one (when there is a
+    plaza reference).
     """
     spec = schemas.load(EVENT_SPEC)
     event, value = F.col("_event"), F.col("value")
@@ -158,6 +188,8 @@ def _accepted(settings: ValidationSettings) -> Column:
         F.encode(F.col("_text"), "UTF-8") == value,  # decode() replaces invalid UTF-8
         F.size(F.col("_keys")) == len(spec.columns),
         *[F.length(F.trim(event[name])) > 0 for name in text_fields],
+        *[F.length(event[c.name]) <= c.max_length for c in spec.columns if c.max_length],
+        _is_known_plaza(event["plaza_id"], plaza_ids),
         event["vehicle_class"].between(1, 5), event["lane"].between(0, 10_000),
         event["amount"].rlike(_AMOUNT), amount.between(0, Decimal(settings.max_amount)),
         event["currency"].isin(*_CURRENCIES),
@@ -165,13 +197,16 @@ def _accepted(settings: ValidationSettings) -> Column:
         event_time.between(ingested - F.expr(f"INTERVAL {settings.max_event_age_days} DAYS"),
                            ingested + F.expr(f"INTERVAL {settings.max_future_minutes} MINUTES")),
     ]
+    if settings.key_is_transaction_id:
+        checks.append(_key_matches(event["transaction_id"]))
     ok = checks[0]
     for check in checks[1:]:
         ok = ok & check
     return F.coalesce(ok, F.lit(False))
 
 
-def with_rejection_reason(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
+def with_rejection_reason(settings: ValidationSettings, plaza_ids: Plazas = None
+                          ) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation adding `rejection_reason`: every reason a record fails validation,
     `; `-separated, or null for a good record (from `value` and `ingested_at`).
 
@@ -183,7 +218,7 @@ def with_rejection_reason(settings: ValidationSettings) -> Callable[[DataFrame],
     # not once per check
     raw = F.array(F.from_json("_text", _wire_schema()))
     reason = F.coalesce(_transport_reason(settings), F.transform(
-        raw, lambda parsed: _field_reasons(settings, parsed))[0])
+        raw, lambda parsed: _field_reasons(settings, plaza_ids, parsed))[0])
 
     def transform(df: DataFrame) -> DataFrame:
         return (df.select("*", *helpers)
@@ -192,8 +227,10 @@ def with_rejection_reason(settings: ValidationSettings) -> Callable[[DataFrame],
     return transform
 
 
-def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation adding the typed event columns and `is_accepted` to Kafka rows.
+def validate_toll_records(settings: ValidationSettings, plaza_ids: Plazas = None
+                          ) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation adding the typed event columns and `is_accepted` to Kafka rows
+    (`plaza_ids`: the known plazas, None to accept every plaza).
 
     The columns are built once here, not per call: a micro-batch applies the transformation
     again, and building expressions through py4j is not free.
@@ -206,7 +243,7 @@ def validate_toll_records(settings: ValidationSettings) -> Callable[[DataFrame],
     typed = [(_amount(event) if c.name == "amount" else _event_time(event)
               if c.name == "event_time" else event[c.name])
              .cast(schemas.spark_type(c.type)).alias(c.name) for c in spec.columns]
-    accepted = _accepted(settings).alias("is_accepted")
+    accepted = _accepted(settings, plaza_ids).alias("is_accepted")
 
     def transform(df: DataFrame) -> DataFrame:
         return df.select("*", *parsed).select(*df.columns, *typed, accepted)
@@ -230,11 +267,12 @@ def accepted_events(df: DataFrame) -> DataFrame:
             .select(*schemas.load("tolls_landing").column_names))
 
 
-def quarantined_records(settings: ValidationSettings) -> Callable[[DataFrame], DataFrame]:
+def quarantined_records(settings: ValidationSettings, plaza_ids: Plazas = None
+                        ) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation keeping rejected rows in the quarantine table's columns, each
     with its reason: a duplicate's (`duplicate_reason`, when the rows have that column), else
     every reason validation found."""
-    reasons = with_rejection_reason(settings)
+    reasons = with_rejection_reason(settings, plaza_ids)
 
     def transform(df: DataFrame) -> DataFrame:
         rejected = df.where(~F.col("is_accepted")).transform(reasons)

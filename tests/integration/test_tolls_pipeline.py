@@ -15,6 +15,7 @@ from lambdalake.groundtruth import differences, events_table, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
 from speed.union_rows import member_rows
+from tests.speed.test_validate import key_of
 
 
 @pytest.fixture
@@ -25,11 +26,12 @@ def pipeline(kafka_broker, settings, spark):
 
 
 def send(settings, values, keys=None):
-    """Produce raw values; return (partition, offset) of each, in order."""
+    """Produce raw values (keyed by `keys`, default: each one's transaction_id); return
+    (partition, offset) of each, in order."""
     producer = topics.producer(settings)
-    futures = [producer.send(settings.topics.tolls_events, value=v,
-                             key=None if keys is None else keys[i])
-               for i, v in enumerate(values)]
+    keys = [key_of(v) for v in values] if keys is None else keys
+    futures = [producer.send(settings.topics.tolls_events, value=v, key=k)
+               for k, v in zip(keys, values, strict=True)]
     producer.flush()
     producer.close()
     return [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]

@@ -13,7 +13,7 @@ def test_generated_events_are_accepted_and_malformed_ones_quarantined(spark):
     options = tolls.TollsOptions(count=400, seed=11, start=start, malformed_fraction=0.1,
                                  late_fraction=0.1)
     records = list(tolls.toll_records(options))
-    df = kafka_rows(spark, *[r.value for r in records]).withColumn(
+    df = kafka_rows(spark, *[r.value for r in records], keys=[r.key for r in records]).withColumn(
         "ingested_at", F.current_timestamp())
     validated = df.transform(validate_toll_records(ValidationSettings())).orderBy("offset")
     outcome = [r.is_accepted for r in validated.collect()]

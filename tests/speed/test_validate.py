@@ -27,9 +27,20 @@ GOOD = {"transaction_id": "t-1", "customer_id": "C00001", "plate": "ABC123", "pl
         "event_time": "2026-11-23T11:58:00.250+00:00"}
 
 
-def kafka_rows(spark, *values: bytes | None):
-    rows = [(None, v, "tolls.events", 0, i, NOW.replace(tzinfo=None), NOW.replace(tzinfo=None), 7)
-            for i, v in enumerate(values)]
+def key_of(value: bytes | None) -> bytes | None:
+    """The key a well-behaved producer gives `value`: its transaction_id, when it has one."""
+    try:
+        transaction_id = json.loads(value).get("transaction_id")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return transaction_id.encode() if isinstance(transaction_id, str) else None
+
+
+def kafka_rows(spark, *values: bytes | None, keys: list[bytes | None] | None = None):
+    """Kafka rows of `values`, keyed by `keys` (default: each value's transaction_id)."""
+    keys = [key_of(v) for v in values] if keys is None else keys
+    rows = [(k, v, "tolls.events", 0, i, NOW.replace(tzinfo=None), NOW.replace(tzinfo=None), 7)
+            for i, (k, v) in enumerate(zip(keys, values, strict=True))]
     return spark.createDataFrame(rows, KAFKA_SCHEMA)
 
 
@@ -42,10 +53,11 @@ def payload(**changes) -> bytes:
 DEFAULTS = ValidationSettings()
 
 
-def reasons(spark, *values, settings=DEFAULTS):
+def reasons(spark, *values, settings=DEFAULTS, plaza_ids=None, keys=None):
     """Each record's rejection reason (None when accepted), checking that acceptance agrees."""
-    df = (kafka_rows(spark, *values).transform(validate_toll_records(settings))
-          .transform(with_rejection_reason(settings)))
+    df = (kafka_rows(spark, *values, keys=keys)
+          .transform(validate_toll_records(settings, plaza_ids))
+          .transform(with_rejection_reason(settings, plaza_ids)))
     rows = df.orderBy("offset").collect()
     assert [r.is_accepted for r in rows] == [r.rejection_reason is None for r in rows]
     return [r.rejection_reason for r in rows]
@@ -82,6 +94,14 @@ def test_good_events_are_typed_exactly(spark):
     (payload(amount="4.255"), "amount is not a decimal with at most 2 places: 4.255"),
     (payload(amount="twelve"), "amount is not a decimal with at most 2 places: twelve"),
     (payload(amount=25000), "amount is above the limit 1000.00: 25000"),
+    (payload().replace(b"4.25", b"9" * 60), "amount is above the limit 1000.00: 9999"),
+    (payload().replace(b"4.25", b"-" + b"9" * 60), "amount is negative: -9999"),
+    (payload().replace(b"4.25", b"1e400"), "amount is not a decimal with at most 2 places"),
+    (payload().replace(b"4.25", b"NaN"), "malformed JSON"),  # not JSON numbers
+    (payload().replace(b'"lane": 3', b'"lane": -Infinity'), "malformed JSON"),
+    (payload().replace(b'"lane": 3', b'"lane": ' + b"9" * 40), "lane must be a JSON integer"),
+    (payload(plate="X" * 17), "field plate is too long: 17 characters (limit 16)"),
+    (payload(transaction_id="T" * 200), "field transaction_id is too long: 200 characters"),
     (payload(currency="EUR"), "unsupported currency: EUR"),
     (payload(event_time="2026-11-23T11:58:00"), "event_time is not ISO-8601 with an offset"),
     (payload(event_time="2026-11-23T14:00:00Z"), "event_time is in the future"),
@@ -135,3 +155,21 @@ def test_acceptance_is_exactly_no_reason_found(spark):
     got = reasons(spark, *values)  # asserts the agreement
     assert got[:4] == [None, None, None, "lane out of range: -1"]
     assert sum(r is None for r in got) > 150
+
+
+def test_the_record_key_must_be_the_transaction_id(spark):
+    got = reasons(spark, payload(), payload(), payload(), keys=[b"t-1", None, b"t-2"])
+    assert got == [None, "record key is null (it must be the transaction_id)",
+                   "record key is not the transaction_id"]
+    relaxed = ValidationSettings(key_is_transaction_id=False)
+    assert reasons(spark, payload(), payload(), keys=[None, b"x"], settings=relaxed) == [None,
+                                                                                         None]
+
+
+def test_plazas_are_checked_against_the_reference_when_there_is_one(spark):
+    values = (payload(), payload(plaza_id="P99"))
+    assert reasons(spark, *values) == [None, None]  # no plaza reference: every plaza known
+    assert reasons(spark, *values, plaza_ids=frozenset({"P01", "P02"})) == [
+        None, "unknown plaza_id: P99"]
+    assert reasons(spark, *values, plaza_ids=frozenset()) == [
+        "unknown plaza_id: P01", "unknown plaza_id: P99"]
