@@ -56,12 +56,17 @@ def _fraction(text: str) -> float:
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from lambdalake import customers as customers_api
+    from lambdalake import plazas as plazas_api
     from lambdalake.generators import tolls
 
     if args.write_customers:
         rows = tolls.customers(args.customers, args.seed)
         path = customers_api.write_customers(settings, rows)
         print(f"generate: wrote {len(rows)} customers to {path}")
+    if args.write_plazas:
+        rows = tolls.plazas()
+        path = plazas_api.write_plazas(settings, rows)
+        print(f"generate: wrote {len(rows)} plazas to {path}")
     if args.count:
         options = tolls.TollsOptions(
             count=args.count, seed=args.seed, start=args.start,
@@ -86,6 +91,22 @@ def _customers(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for customer_id, threshold in sorted(customers.thresholds(settings).items()):
             print(f"{customer_id}\t{threshold if threshold is not None else 'none'}")
+    return 0
+
+
+def _plazas(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import plazas
+
+    if args.action == "add":
+        plazas.add_plaza(settings, args.plaza_id, args.name)
+        print(f"plazas: {args.plaza_id.strip()} is a known plaza (from the streaming job's next "
+              f"micro-batch)")
+        return 0
+    rows = plazas.plaza_rows(settings)
+    if rows is None:
+        print("plazas: no plazas table: every plaza_id is accepted")
+    for row in rows or []:
+        print(f"{row['plaza_id']}\t{row['name'] or ''}")
     return 0
 
 
@@ -208,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=200, help="customer count (default 200)")
     p.add_argument("--write-customers", action="store_true",
                    help="also (over)write the customers table in the lake")
+    p.add_argument("--write-plazas", action="store_true",
+                   help="also (over)write the plazas table in the lake with the generator's "
+                        "plazas (events at other plazas are then quarantined)")
     for kind in ("late", "out-of-order", "duplicate", "malformed"):
         p.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
                        help=f"fraction of {kind} records (default 0)")
@@ -227,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("amount", help="e.g. 150.00, or none to switch alerts off")
     p.add_parser("list", help="list customers and thresholds").set_defaults(
         handler=_customers)
+
+    p = sub.add_parser("plazas", help="toll plazas (while the table exists, events at other "
+                                      "plazas are quarantined)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    add = p.add_parser("add", help="add a plaza (or rename one)")
+    add.set_defaults(handler=_plazas)
+    add.add_argument("plaza_id")
+    add.add_argument("--name", default=None, help="display name")
+    p.add_parser("list", help="list the known plazas").set_defaults(handler=_plazas)
 
     p = sub.add_parser("land", help="land raw files in the landing zone").add_subparsers(
         dest="source", required=True, metavar="SOURCE")

@@ -12,8 +12,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import write_deltalake
 
 import schemas
 from lambdalake import lake
@@ -59,11 +58,10 @@ def set_threshold(settings: Settings, customer_id: str, threshold: str | Decimal
     row = {"customer_id": customer_id, "name": None,
            "monthly_threshold": parse_threshold(threshold),
            "updated_at": dt.datetime.now(dt.timezone.utc)}
-    path = lake.table_path(settings, TABLE)
-    try:
-        table = DeltaTable(lake.delta_uri(path))
-    except TableNotFoundError:
-        write_deltalake(lake.delta_uri(path), _table([row]), mode="append")
+    table = lake.open_table(settings, TABLE)
+    if table is None:
+        write_deltalake(lake.delta_uri(lake.table_path(settings, TABLE)), _table([row]),
+                        mode="append")
         return
     (table.merge(_table([row]), "t.customer_id = s.customer_id", source_alias="s",
                  target_alias="t")
@@ -75,17 +73,14 @@ def set_threshold(settings: Settings, customer_id: str, threshold: str | Decimal
 
 def table_version(settings: Settings) -> int | None:
     """Delta version of the customers table (None when there is none): cheap, no Spark."""
-    try:
-        return DeltaTable(lake.delta_uri(lake.table_path(settings, TABLE))).version()
-    except TableNotFoundError:
-        return None
+    table = lake.open_table(settings, TABLE)
+    return None if table is None else table.version()
 
 
 def thresholds(settings: Settings) -> dict[str, Decimal | None]:
     """Every customer's current monthly threshold."""
-    try:
-        table = DeltaTable(lake.delta_uri(lake.table_path(settings, TABLE)))
-    except TableNotFoundError:
+    table = lake.open_table(settings, TABLE)
+    if table is None:
         return {}
-    rows = table.to_pyarrow_table(columns=["customer_id", "monthly_threshold"]).to_pylist()
+    rows = lake.arrow_table(table, ["customer_id", "monthly_threshold"]).to_pylist()
     return {r["customer_id"]: r["monthly_threshold"] for r in rows}

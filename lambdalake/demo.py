@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lambdalake import broker, topics
 from lambdalake import customers as customers_api
+from lambdalake import plazas as plazas_api
 from lambdalake.config import Settings
 from lambdalake.generators import tolls
 from lambdalake.groundtruth import differences, expected_reports
@@ -153,6 +154,7 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         customers = 200
         customers_api.write_customers(settings, tolls.customers(customers, seed))
+        plazas_api.write_plazas(settings, tolls.plazas())
 
         def wave(count: int, wave_seed: int, start: dt.datetime) -> None:
             options = tolls.TollsOptions(

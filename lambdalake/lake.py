@@ -198,6 +198,32 @@ def commit_version(spark: SparkSession, path: str, tag: str, depth: int = 50) ->
     return CommitLog(spark, path).commit_version(tag, depth)
 
 
+def open_table(settings: Settings, name: str):  # noqa: ANN201 (deltalake.DeltaTable)
+    """Table `name` opened with delta-rs (no Spark: for the reference tables the streaming job
+    looks at every micro-batch and command-line tools write), or None when it does not exist."""
+    from deltalake import DeltaTable as RustDeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return RustDeltaTable(delta_uri(table_path(settings, name)))
+    except TableNotFoundError:
+        return None
+
+
+def arrow_table(table, columns: list[str]):  # noqa: ANN001, ANN201 (deltalake, pyarrow types)
+    """`columns` of a delta-rs table as a pyarrow Table, read by delta-rs's own engine. Not
+    `to_pyarrow_table`: after pyarrow's scan, whose thread pools outlive it, the interpreter
+    aborts at exit (`terminate called without an active exception`, exit 134) in about half of
+    the runs of a short command on this machine (8 of 15 `lambdalake customers list`);
+    `use_threads=False` still 3 of 15 on a table of 4 files; this 0 of 30."""
+    import pyarrow as pa
+    from deltalake import QueryBuilder
+
+    names = ", ".join(f'"{c}"' for c in columns)
+    return pa.table(QueryBuilder().register("t", table).execute(f"select {names} from t")
+                    .read_all())
+
+
 def read_table(spark: SparkSession, settings: Settings, name: str,
                version: int | None = None) -> DataFrame:
     """Table `name` (at `version` if given), or an empty frame of its schema if it is missing."""

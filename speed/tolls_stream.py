@@ -47,7 +47,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
-from lambdalake import customers, faults, lake, topics
+from lambdalake import customers, faults, lake, plazas, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -181,9 +181,10 @@ class TollsBatchProcessor:
         self.thresholds: dict[str, Decimal | None] = {}
         self.producer: Any = None
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lambdalake-write")
-        # built once: a micro-batch only applies them
-        self.validate = validate_toll_records(settings.validation)
-        self.quarantined = quarantined_records(settings.validation)
+        # built once (validation again when the plazas change): a micro-batch only applies them
+        self.plazas_version: int | None = None
+        self.validate: Callable[[DataFrame], DataFrame] | None = None
+        self.quarantined: Callable[[DataFrame], DataFrame] | None = None
         self.partials, self.month_totals = speed_partials(), month_totals()
         self.landed_ids = LandedIdIndex("transaction_id",
                                         settings.validation.duplicate_window_days)
@@ -225,6 +226,7 @@ class TollsBatchProcessor:
         tag = f"{self.app_id}:{batch_id}"
         now = dt.datetime.now(dt.timezone.utc)
         done = self._already_written(tag)
+        self._refresh_validation()
         if not self.landed_ids.loaded:  # once per run, before anything is written
             # what was landed before this micro-batch, also when it is a replay
             before = done[LANDING] - 1 if LANDING in done else self.logs[LANDING].version()
@@ -296,6 +298,21 @@ class TollsBatchProcessor:
                 partials.unpersist()
             validated.unpersist()
         self._log(batch_id, counts, sent if landed else None, landing_version, clock)
+
+    def _refresh_validation(self) -> None:
+        """Build the validation for the known plazas: before the first micro-batch, and again
+        when the plazas table has changed (a plaza added counts with no restart)."""
+        version = plazas.table_version(self.settings)
+        if self.validate is not None and version == self.plazas_version:
+            return
+        known = plazas.plaza_ids(self.settings)
+        self.validate = validate_toll_records(self.settings.validation, known)
+        self.quarantined = quarantined_records(self.settings.validation, known)
+        if version != self.plazas_version:
+            print("speed: " + ("no plazas table: every plaza_id is accepted" if known is None
+                               else f"{len(known)} known plazas (plazas table version {version})"),
+                  flush=True)
+        self.plazas_version = version
 
     def _load_state(self, landing_version: int, now: dt.datetime) -> None:
         """What the job keeps in memory, rebuilt from the lake as of `landing_version` (the

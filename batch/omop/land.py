@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import write_deltalake
 
 import schemas
 from batch.omop import vocabulary
@@ -104,11 +103,10 @@ def check_vocabulary_folder(folder: Path) -> dict[str, str]:
 
 def latest_landing(settings: Settings, kind: str) -> Path | None:
     """Folder of the latest landing of a kind, or None when nothing was landed."""
-    try:
-        manifest = DeltaTable(lake.delta_uri(lake.table_path(settings, f"{kind}_landings")))
-    except TableNotFoundError:
+    manifest = lake.open_table(settings, f"{kind}_landings")
+    if manifest is None:
         return None
-    ids = manifest.to_pyarrow_table(columns=["landing_id"]).column(0).to_pylist()
+    ids = lake.arrow_table(manifest, ["landing_id"]).column(0).to_pylist()
     return Path(settings.lake.root) / "landing" / kind / max(ids) if ids else None
 
 

@@ -59,6 +59,11 @@ def default_start(span: dt.timedelta) -> dt.datetime:
     return (dt.datetime.now(dt.timezone.utc) - span).replace(microsecond=0)
 
 
+def plazas() -> list[dict]:
+    """The toll plazas the generator uses (plaza_id, name), for the plazas table."""
+    return [{"plaza_id": p, "name": f"Plaza {p[1:]}"} for p in PLAZAS]
+
+
 def customer_ids(count: int) -> list[str]:
     """The customer ids the generator uses."""
     return [f"C{n:05d}" for n in range(1, count + 1)]

@@ -76,3 +76,21 @@ def test_streaming_job_stops_gracefully_on_sigterm(kafka_broker, settings):
     assert job.returncode == 0, out
     assert "stopping after the current micro-batch" in out
     assert "speed: done:" in out and "landed 200" in out
+
+
+def test_reference_commands_exit_cleanly_every_time(settings):
+    # pyarrow's threaded scan made about half of these runs abort at exit (code 134)
+    # with tables of a few files (each change adds one)
+    env = cli_env(settings)
+    for customer_id, amount in (("C00001", "100"), ("C00002", "none"), ("C00001", "150")):
+        assert lambdalake("customers", "set-threshold", customer_id, amount,
+                          env=env).returncode == 0
+    for plaza_id in ("P01", "P02", "P01"):
+        assert lambdalake("plazas", "add", plaza_id, "--name", "Exit", env=env).returncode == 0
+    for _ in range(6):
+        listed = lambdalake("customers", "list", env=env)
+        assert (listed.returncode, listed.stdout) == (0, "C00001\t150.00\nC00002\tnone\n"), \
+            listed.stderr
+        listed = lambdalake("plazas", "list", env=env)
+        assert (listed.returncode, listed.stdout) == (0, "P01\tExit\nP02\tExit\n"), \
+            listed.stderr
