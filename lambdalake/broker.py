@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lambdalake import jvm
+from lambdalake import jvm, processes
 from lambdalake.config import Settings
 from lambdalake.errors import LambdalakeError
 
@@ -61,19 +61,6 @@ def _pid_file(settings: Settings) -> Path:
     return _folder(settings) / "broker.pid"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie left by a parent that never waited is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _accepts(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
@@ -98,7 +85,7 @@ def status(settings: Settings) -> BrokerStatus:
     address = f"{host}:{port}"
     pid_file = _pid_file(settings)
     pid = int(pid_file.read_text()) if pid_file.exists() else None
-    if pid is not None and _alive(pid):
+    if pid is not None and processes.alive(pid):
         state = "accepting connections" if _accepts(host, port) else "starting or unresponsive"
         return BrokerStatus(True, pid, address, f"running (pid {pid}) on {address}, {state}")
     if pid is not None:
@@ -214,10 +201,10 @@ def stop(settings: Settings, timeout_s: float = 30.0) -> BrokerStatus:
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while processes.alive(pid) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(0.2)
-    if _alive(pid):
+    if processes.alive(pid):
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
         _reap(pid)

@@ -110,6 +110,14 @@ def _plazas(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake import status
+
+    report = status.status(settings)
+    print(report.render())
+    return 1 if report.attention else 0
+
+
 def _land(settings: Settings, args: argparse.Namespace) -> int:
     from batch.omop.land import land
 
@@ -251,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("amount", help="e.g. 150.00, or none to switch alerts off")
     p.add_parser("list", help="list customers and thresholds").set_defaults(
         handler=_customers)
+
+    command("status", _status, "one screen for an operator: streaming job, last micro-batch, "
+                               "Kafka lag, batch cut-over, alerts, gaps (exit 1: attention)")
 
     p = sub.add_parser("plazas", help="toll plazas (while the table exists, events at other "
                                       "plazas are quarantined)").add_subparsers(

@@ -71,6 +71,33 @@ def producer(settings: Settings, **config: object) -> KafkaProducer:
         raise _unreachable(settings) from None
 
 
+def offset_ranges(settings: Settings, topic: str, timeout_s: float = 10.0
+                  ) -> dict[int, tuple[int, int]]:
+    """(earliest, end) offset of each partition of `topic` ({} when the topic does not exist):
+    earliest is the first record retention has kept, end the next offset to be written."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                 enable_auto_commit=False,
+                                 request_timeout_ms=int(timeout_s * 1000) + 1000,
+                                 api_version_auto_timeout_ms=int(timeout_s * 1000))
+    except (NoBrokersAvailable, KafkaError, OSError, ValueError):
+        raise _unreachable(settings) from None
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return {}
+        earliest = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        return {tp.partition: (earliest[tp], end[tp]) for tp in partitions}
+    except KafkaError:
+        raise _unreachable(settings) from None
+    finally:
+        consumer.close()
+
+
 def published_keys(settings: Settings, topic: str, keys: set[bytes],
                    lookback: int = 10_000) -> set[bytes]:
     """Which of `keys` are among the last `lookback` records of each partition of `topic`."""

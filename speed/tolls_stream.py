@@ -47,7 +47,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
-from lambdalake import customers, faults, lake, plazas, topics
+from lambdalake import customers, faults, lake, plazas, status, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -628,7 +628,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     spark = create_spark_session(settings, "lambdalake-speed-tolls")
-    totals = run(spark, settings, until_idle=args.until_idle)
+    status.job_started(settings)
+    outcome = "failed"
+    try:
+        totals = run(spark, settings, until_idle=args.until_idle)
+        outcome = "stopped cleanly"
+    except LambdalakeError as e:
+        outcome = f"failed: {e}"
+        raise
+    finally:
+        status.job_stopped(settings, outcome)
     print(f"speed: done: {totals.batches} micro-batches, read {totals.read}, landed "
           f"{totals.landed}, quarantined {totals.quarantined}, duplicates {totals.duplicates}",
           flush=True)

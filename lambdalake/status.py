@@ -1,0 +1,306 @@
+"""`lambdalake status`: one screen for an operator, read without Spark.
+
+What it shows, and where it comes from:
+
+- the streaming job: alive or not, from the job file it keeps in the state directory
+  (`<state.dir>/tolls_stream.json`: pid, host, start time; how and when it stopped);
+- its last micro-batch and the totals of every micro-batch (read = landed + quarantined +
+  duplicates), from the progress rows in the lake;
+- the Kafka lag per partition: the topic's end offsets minus the offsets of the last
+  micro-batch the checkpoint records as done (a checkpoint on a local path only);
+- the batch cut-over: the landing version and publication time of the published batch views,
+  and the age of the oldest against the 30-minute freshness requirement;
+- the alerts: rows in `speed.tolls_alerts` and messages on the alerts topic;
+- any gap recorded by the streaming job (offsets Kafka's retention deleted before they were
+  read), from `quarantine.tolls_kafka_gaps`.
+
+The lines under `attention:` say what needs an operator; the exit code is 1 when there is one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lambdalake import processes, topics
+from lambdalake.config import Settings
+from lambdalake.errors import LambdalakeError
+
+JOB_FILE = "tolls_stream.json"
+QUERY = "tolls_stream"
+FRESHNESS = dt.timedelta(minutes=30)  # SPEC: batch reports at most 30 minutes behind
+STALE_JOB = dt.timedelta(minutes=5)  # a running job whose last micro-batch is older: say so
+
+
+def job_file(settings: Settings) -> Path:
+    """Where the streaming job keeps its job file while it runs."""
+    return Path(settings.state.dir) / JOB_FILE
+
+
+def job_started(settings: Settings) -> None:
+    """Record that this process runs the streaming job (replaced atomically)."""
+    path = job_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "lake_root": settings.lake.root}
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record) + "\n")
+    temporary.replace(path)
+
+
+def job_stopped(settings: Settings, outcome: str) -> None:
+    """Record in the job file, if it is this process's, that the job stopped and how
+    (`stopped cleanly`, or `failed: <its one line>`)."""
+    path = job_file(settings)
+    try:
+        record = json.loads(path.read_text())
+        if record.get("pid") != os.getpid():
+            return
+        record.update(pid=None, outcome=outcome,
+                      stopped_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        path.write_text(json.dumps(record) + "\n")
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass
+class Report:
+    """The status screen: (label, text) lines and what needs attention."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    attention: list[str] = field(default_factory=list)
+
+    def add(self, label: str, text: str) -> None:
+        """Add one line."""
+        self.lines.append((label, text))
+
+    def render(self) -> str:
+        """The screen as text."""
+        width = max(len(label) for label, _ in self.lines)
+        out = [f"{label:<{width}}  {text}" for label, text in self.lines]
+        if self.attention:
+            out += ["", "attention:"] + [f"  - {a}" for a in self.attention]
+        else:
+            out += ["", "attention: none"]
+        return "\n".join(out)
+
+
+def _ago(at: dt.datetime | None, now: dt.datetime) -> str:
+    if at is None:
+        return "never"
+    seconds = int((now - at).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime | None:
+    if at is None:
+        return None
+    return at.replace(tzinfo=dt.timezone.utc) if at.tzinfo is None else at
+
+
+def _stamp(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _job(settings: Settings, report: Report) -> bool:
+    path = job_file(settings)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        report.add("streaming job", "not running (no job file)")
+        report.attention.append("the streaming job is not running: `lambdalake speed run`")
+        return False
+    except (OSError, ValueError) as e:
+        report.add("streaming job", f"unknown: unreadable job file {path} ({e})")
+        return False
+    started = f"started {record.get('started_at')}"
+    if record.get("pid") is None:
+        outcome = record.get("outcome", "stopped")
+        report.add("streaming job", f"not running: {outcome} at {record.get('stopped_at')}")
+        report.attention.append("the streaming job is not running: `lambdalake speed run`"
+                                + ("" if outcome == "stopped cleanly" else
+                                   " (after fixing why it failed)"))
+        return False
+    if record.get("host") != socket.gethostname():
+        report.add("streaming job", f"pid {record.get('pid')} on host {record.get('host')}, "
+                                    f"{started} (another host: not checked from here)")
+        return True
+    if processes.alive(int(record["pid"]), (b"lambdalake", b"tolls_stream")):
+        report.add("streaming job", f"running: pid {record['pid']}, {started}")
+        return True
+    report.add("streaming job", f"not running: pid {record.get('pid')} ({started}) ended "
+                                "without a clean stop (killed or crashed)")
+    report.attention.append("the streaming job died without a clean stop: see its log, then "
+                            "`lambdalake speed run` (it resumes from its checkpoint)")
+    return False
+
+
+def _progress(serving, report: Report, now: dt.datetime, running: bool) -> None:  # noqa: ANN001
+    last = serving.con.execute(
+        "select ingest_batch_id, processed_at, read_count, landed_count, quarantined_count, "
+        "duplicate_count, landing_version from speed.tolls_stream_progress "
+        "order by processed_at desc limit 1").fetchone()
+    if last is None:
+        report.add("last micro-batch", "none yet")
+        return
+    batch_id, at, read, landed, quarantined, duplicates, version = last
+    at = _utc(at)
+    report.add("last micro-batch", f"{batch_id} at {_stamp(at)} ({_ago(at, now)}): read "
+                                   f"{read:,}, landed {landed:,}, quarantined {quarantined:,}, "
+                                   f"duplicates {duplicates:,}"
+               + (f" (landing v{version})" if version is not None else ""))
+    totals = serving.con.execute(
+        "select count(*), sum(read_count), sum(landed_count), sum(quarantined_count), "
+        "sum(duplicate_count) from speed.tolls_stream_progress").fetchone()
+    batches, read, landed, quarantined, duplicates = (int(v or 0) for v in totals)
+    balanced = "" if read == landed + quarantined + duplicates else "  (DOES NOT BALANCE)"
+    report.add("records", f"read {read:,} = landed {landed:,} + quarantined {quarantined:,} + "
+                          f"duplicates {duplicates:,} over {batches:,} micro-batches{balanced}")
+    if balanced:
+        report.attention.append("the progress rows do not balance: read != landed + "
+                                "quarantined + duplicates")
+    if running and now - at > STALE_JOB:
+        report.add("", f"(no micro-batch for {_ago(at, now)[:-4]}: idle topic, or stuck?)")
+
+
+def checkpoint_offsets(settings: Settings) -> tuple[int, dict[str, dict[int, int]]] | None:
+    """(batch id, {topic: {partition: next offset}}) of the last micro-batch the streaming
+    query's checkpoint records as done, or None (no checkpoint, or not on a local path)."""
+    root = settings.checkpoint.root
+    if "://" in root and not root.startswith("file:"):
+        return None
+    folder = Path(root.removeprefix("file:")) / QUERY
+    try:
+        done = [int(p.name) for p in (folder / "commits").iterdir() if p.name.isdigit()]
+    except FileNotFoundError:
+        return None
+    if not done:
+        return None
+    batch_id = max(done)
+    lines = (folder / "offsets" / str(batch_id)).read_text().splitlines()
+    offsets = json.loads(lines[2])  # v1, the batch's metadata, then the source's offsets
+    return batch_id, {topic: {int(p): int(o) for p, o in parts.items()}
+                      for topic, parts in offsets.items()}
+
+
+def _lag(settings: Settings, report: Report) -> bool:
+    """Add the lag line; return whether Kafka answered."""
+    topic = settings.topics.tolls_events
+    checkpoint = checkpoint_offsets(settings)
+    try:
+        ranges = topics.offset_ranges(settings, topic, timeout_s=3.0)
+    except LambdalakeError:
+        report.add("kafka lag", f"unknown: Kafka at {settings.kafka.bootstrap_servers} does "
+                                "not answer")
+        report.attention.append(f"Kafka at {settings.kafka.bootstrap_servers} does not answer")
+        return False
+    if not ranges:
+        report.add("kafka lag", f"topic {topic} does not exist yet")
+        return True
+    done = (checkpoint or (None, {}))[1].get(topic)
+    if done is None:
+        waiting = sum(end - earliest for earliest, end in ranges.values())
+        report.add("kafka lag", f"{topic}: {waiting:,} records on the topic (no micro-batch "
+                                "done in a checkpoint on a local path)")
+        return True
+    parts, total = [], 0
+    for partition, (earliest, end) in sorted(ranges.items()):
+        position = done.get(partition, earliest)
+        lag = max(0, end - position)
+        total += lag
+        parts.append(f"p{partition} {lag:,}")
+        if position < earliest:
+            report.attention.append(
+                f"{topic} partition {partition}: offsets {position}-{earliest - 1} were deleted "
+                "by retention before the job read them")
+    report.add("kafka lag", f"{topic}: {total:,} records behind ({', '.join(parts)}; "
+                            f"checkpoint batch {checkpoint[0]})")
+    return True
+
+
+def _batch(serving, report: Report, now: dt.datetime) -> None:  # noqa: ANN001
+    row = serving.con.execute(
+        "select min(batch_cutover_landing_version), min(batch_published_at), "
+        "count(batch_published_at), count(*) from tolls_report_freshness").fetchone()
+    version, published, published_count, reports = row
+    if not published_count:
+        report.add("batch cut-over", "no batch run published yet (the speed part serves "
+                                     "everything)")
+        report.attention.append("no batch run published: `lambdalake batch run tolls-reports` "
+                                "or `lambdalake batch schedule --every 30m`")
+        return
+    published = _utc(published)
+    age = now - published
+    verdict = ("within" if age <= FRESHNESS else "OVER") + " the 30-minute requirement"
+    partial = "" if published_count == reports else f" ({published_count} of {reports} views)"
+    report.add("batch cut-over", f"landing v{version}, published {_stamp(published)}, "
+                                 f"{_ago(published, now)}: {verdict}{partial}")
+    if age > FRESHNESS:
+        report.attention.append(f"the batch views are {_ago(published, now)[:-4]} old, over "
+                                "30 minutes: is `lambdalake batch schedule` running?")
+
+
+def _alerts(settings: Settings, serving, report: Report, kafka_up: bool  # noqa: ANN001
+            ) -> None:
+    stored = serving.con.execute("select count(*) from speed.tolls_alerts").fetchone()[0]
+    topic = settings.topics.tolls_alerts
+    try:
+        if not kafka_up:
+            raise LambdalakeError("Kafka does not answer")
+        ranges = topics.offset_ranges(settings, topic, timeout_s=3.0)
+    except LambdalakeError:
+        report.add("alerts", f"{stored:,} in speed.tolls_alerts; topic {topic} unknown (Kafka "
+                             "does not answer)")
+        return
+    on_topic = sum(end - earliest for earliest, end in ranges.values())
+    trimmed = any(earliest > 0 for earliest, _ in ranges.values())
+    report.add("alerts", f"{stored:,} in speed.tolls_alerts, {on_topic:,} on {topic}"
+               + (" (older ones removed by retention)" if trimmed else ""))
+    if not trimmed and on_topic < stored:
+        report.attention.append(f"{stored - on_topic} alerts are stored but not on {topic} "
+                                "(the job sends them when it replays their micro-batch)")
+
+
+def _gaps(serving, report: Report) -> None:  # noqa: ANN001
+    rows = serving.con.execute(
+        "select kafka_topic, kafka_partition, from_offset, to_offset, detected_at "
+        "from quarantine.tolls_kafka_gaps order by detected_at").fetchall()
+    if not rows:
+        report.add("gaps", "none recorded")
+        return
+    missing = sum(r[3] - r[2] for r in rows)
+    report.add("gaps", f"{len(rows)} recorded, {missing:,} records never read:")
+    for topic, partition, start, end, at in rows[-5:]:
+        report.add("", f"{topic} p{partition} offsets {start}-{end - 1} (found "
+                       f"{_stamp(_utc(at))})")
+    report.attention.append(f"{missing:,} records were deleted by Kafka retention before the "
+                            "job read them (quarantine.tolls_kafka_gaps)")
+
+
+def status(settings: Settings) -> Report:
+    """Gather the status screen (no Spark: DuckDB over the lake, kafka-python, the files)."""
+    from serving.engine import Serving
+
+    now = dt.datetime.now(dt.timezone.utc)
+    report = Report()
+    report.add("lake", f"{settings.lake.root} (checkpoint {settings.checkpoint.root})")
+    running = _job(settings, report)
+    serving = Serving(settings, copy_to_duckdb=False)
+    try:
+        _progress(serving, report, now, running)
+        kafka_up = _lag(settings, report)
+        _batch(serving, report, now)
+        _alerts(settings, serving, report, kafka_up)
+        _gaps(serving, report)
+    finally:
+        serving.close()
+    return report
