@@ -41,19 +41,41 @@ def checkpoint_path(settings: Settings, query: str) -> str:
 _COMMITTED = re.compile(r"^\d{20}\.(json|checkpoint\..*)$")
 
 
+def _hadoop_path(spark: SparkSession, path: str):  # noqa: ANN202 (Hadoop FileSystem, Path)
+    """The Hadoop file system and path of `path` (any Hadoop URI)."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def _delta_log(spark: SparkSession, path: str):  # noqa: ANN202 (Hadoop FileSystem, Path)
     """The Hadoop file system and path of the `_delta_log` of `path` (any Hadoop URI)."""
-    jvm = spark.sparkContext._jvm
-    log = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    return log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), log
+    return _hadoop_path(spark, f"{path.rstrip('/')}/_delta_log")
+
+
+def list_names(spark: SparkSession, folder: str) -> list[str] | None:
+    """Names in `folder` (any Hadoop URI: a checkpoint's, a table's), or None if it is absent.
+    Through the JVM's file system, with no Spark job: a few milliseconds."""
+    fs, path = _hadoop_path(spark, folder)
+    if not fs.exists(path):
+        return None
+    return [status.getPath().getName() for status in fs.listStatus(path)]
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """The UTF-8 text of the file at `path` (any Hadoop URI), or None if it is absent."""
+    fs, hadoop_path = _hadoop_path(spark, path)
+    if not fs.exists(hadoop_path):
+        return None
+    stream = fs.open(hadoop_path)
+    try:
+        return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
 
 
 def _log_files(spark: SparkSession, path: str) -> list[str] | None:
     """Names in the `_delta_log` of `path`, or None if it has none."""
-    fs, log = _delta_log(spark, path)
-    if not fs.exists(log):
-        return None
-    return [status.getPath().getName() for status in fs.listStatus(log)]
+    return list_names(spark, f"{path.rstrip('/')}/_delta_log")
 
 
 # What Delta says when there is no table at a path: nothing there, a folder or log without a

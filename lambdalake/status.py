@@ -26,7 +26,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdalake import processes, topics
+from lambdalake import processes, retention, topics
 from lambdalake.config import Settings
 from lambdalake.errors import LambdalakeError
 
@@ -186,10 +186,7 @@ def checkpoint_offsets(settings: Settings) -> tuple[int, dict[str, dict[int, int
     if not done:
         return None
     batch_id = max(done)
-    lines = (folder / "offsets" / str(batch_id)).read_text().splitlines()
-    offsets = json.loads(lines[2])  # v1, the batch's metadata, then the source's offsets
-    return batch_id, {topic: {int(p): int(o) for p, o in parts.items()}
-                      for topic, parts in offsets.items()}
+    return batch_id, retention.parse_offsets((folder / "offsets" / str(batch_id)).read_text())
 
 
 def _lag(settings: Settings, report: Report) -> bool:

@@ -47,7 +47,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 import schemas
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
-from lambdalake import customers, faults, lake, plazas, status, topics
+from lambdalake import customers, faults, lake, plazas, retention, status, topics
 from lambdalake.config import Settings, load_settings
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
@@ -67,7 +67,8 @@ SPEED_VIEWS: dict[str, Callable[..., Callable[[DataFrame], DataFrame]]] = {
     "speed_tolls_plaza_revenue_30m": plaza_revenue_30m,
     "speed_tolls_daily_class_traffic": daily_class_traffic,
 }
-TABLES = (LANDING, QUARANTINE, SPEED_ROWS, ALERTS)
+GAPS = "tolls_kafka_gaps"
+TABLES = (LANDING, QUARANTINE, SPEED_ROWS, ALERTS, GAPS)
 
 
 @dataclass
@@ -241,6 +242,8 @@ class TollsBatchProcessor:
             keys = collect_arrow(validated.select("is_accepted", "partition", "offset",
                                                   *id_hashes("transaction_id")))
             accepted = keys.filter(keys.column("is_accepted"))
+            if not self.settings.kafka.fail_on_data_loss and GAPS not in done:
+                self._record_gaps(batch_id, keys, now, tag, clock)
             duplicates = self._duplicates(validated, accepted, now)
             records = (validated.transform(mark_duplicates(spark.createDataFrame(
                 duplicates, DUPLICATES_SCHEMA))) if duplicates else
@@ -362,6 +365,32 @@ class TollsBatchProcessor:
                 keep[where[(row["partition"], row["offset"])]] = False
         h1, h2 = (accepted.column(c).to_numpy()[keep] for c in HASH_COLUMNS)
         self.landed_ids.add(h1, h2, now.date())
+
+    def _record_gaps(self, batch_id: int, keys: pa.Table, now: dt.datetime, tag: str,
+                     clock: PhaseClock) -> None:
+        """Record what Kafka's retention deleted before this micro-batch could read it (with
+        `kafka.fail_on_data_loss` off, Spark reads on from the earliest offset kept): where
+        the checkpoint says the batch starts, against the first offset it read, and Kafka's
+        earliest offset only when those differ. Two small checkpoint files a micro-batch."""
+        topic = self.settings.topics.tolls_events
+        offsets = [lake.read_text(self.spark, f"{self.checkpoint}/offsets/{n}")
+                   for n in (batch_id - 1, batch_id)]
+        if batch_id == 0 or None in offsets:
+            return
+        start, end = (retention.parse_offsets(text).get(topic, {}) for text in offsets)
+        first = keys.group_by("partition").aggregate([("offset", "min")]).to_pylist()
+        first_read = {r["partition"]: r["offset_min"] for r in first}
+        if all(first_read.get(p, end.get(p, s)) <= s for p, s in start.items()):
+            return  # read from where it was to start: no gap (the common case)
+        earliest = {p: e for p, (e, _) in topics.offset_ranges(self.settings, topic).items()}
+        gaps = retention.find_gaps(topic, start, earliest, first_read)
+        if not gaps:
+            return
+        print(f"speed: batch {batch_id}: Kafka's retention deleted records before they were "
+              f"read (recorded in {GAPS}): {retention.describe(gaps)}", flush=True)
+        rows = [(g.topic, g.partition, g.from_offset, g.to_offset, now, batch_id) for g in gaps]
+        self._write(self.spark.createDataFrame(rows, schemas.spark_schema(GAPS)), GAPS, tag,
+                    clock).result()
 
     def _progress_row(self, batch_id: int, counts: dict[str, int], landing_version: int | None,
                       now: dt.datetime) -> DataFrame:
@@ -512,6 +541,8 @@ def start_query(spark: SparkSession, settings: Settings, until_idle: bool,
 
 # What a failure caused by an unreachable Kafka looks like, from Spark's Kafka clients (driver
 # and tasks) or the alerts producer (kafka-python).
+# Spark's Kafka source when offsets the query needs were deleted (failOnDataLoss)
+_DATA_LOSS = re.compile(r"Some data may have been lost because they are not available in Kafka")
 _KAFKA_TROUBLE = re.compile(r"org\.apache\.kafka|kafka\.errors|Kafka(Timeout|Connection)Error|"
                             r"NoBrokersAvailable|cannot reach Kafka|could not be sent to Kafka|"
                             r"Timed out waiting for a node|Cannot fetch record")
@@ -596,6 +627,8 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
                 return totals
             if stop_requested:  # a failure while stopping is still reported, not waited out
                 raise LambdalakeError(f"the streaming query failed: {failure_line(failure)}")
+            if _DATA_LOSS.search(failure):
+                raise LambdalakeError(data_loss_line(spark, settings, failure))
             kafka_trouble = bool(_KAFKA_TROUBLE.search(failure))
             if not kafka_trouble and topics.reachable(settings):
                 raise LambdalakeError(f"the streaming query failed: {failure_line(failure)}")
@@ -609,6 +642,26 @@ def run(spark: SparkSession, settings: Settings, until_idle: bool) -> StreamTota
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def data_loss_line(spark: SparkSession, settings: Settings, failure: str) -> str:
+    """The one line for a query stopped because Kafka's retention deleted records it had not
+    read (`kafka.fail_on_data_loss`): the gap of each partition, from the checkpoint's last
+    done micro-batch to the earliest offset Kafka still holds."""
+    checkpoint = lake.checkpoint_path(settings, QUERY_NAME)
+    done = [int(n) for n in lake.list_names(spark, f"{checkpoint}/commits") or () if n.isdigit()]
+    text = lake.read_text(spark, f"{checkpoint}/offsets/{max(done)}") if done else None
+    topic = settings.topics.tolls_events
+    gaps = []
+    if text is not None and topics.reachable(settings):
+        earliest = {p: e for p, (e, _) in topics.offset_ranges(settings, topic).items()}
+        gaps = retention.find_gaps(topic, retention.parse_offsets(text).get(topic, {}),
+                                   earliest)
+    lost = (retention.describe(gaps) if gaps else
+            f"{topic} (the gap is unknown: {failure_line(failure)})")
+    return (f"Kafka's retention deleted records the streaming job had not read: {lost}. Set "
+            f"kafka.fail_on_data_loss = false to go on past them (each gap is recorded in "
+            f"quarantine.{GAPS} and shown by `lambdalake status`)")
 
 
 def failure_line(description: str) -> str:
