@@ -2,8 +2,9 @@
 
 What it shows, and where it comes from:
 
-- the streaming job: alive or not, from the job file it keeps in the state directory
-  (`<state.dir>/tolls_stream.json`: pid, host, start time; how and when it stopped);
+- the streaming job: alive or not, from the job file it keeps in the state directory, one per
+  checkpoint (`<state.dir>/jobs/tolls_stream-<hash>.json`: pid, host, start time, checkpoint;
+  how and when it stopped);
 - its last micro-batch and the totals of every micro-batch (read = landed + quarantined +
   duplicates), from the progress rows in the lake;
 - the Kafka lag per partition: the topic's end offsets minus the offsets of the last
@@ -20,6 +21,7 @@ The lines under `attention:` say what needs an operator; the exit code is 1 when
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import socket
@@ -30,15 +32,17 @@ from lambdalake import processes, retention, topics
 from lambdalake.config import Settings
 from lambdalake.errors import LambdalakeError
 
-JOB_FILE = "tolls_stream.json"
 QUERY = "tolls_stream"
 FRESHNESS = dt.timedelta(minutes=30)  # SPEC: batch reports at most 30 minutes behind
 STALE_JOB = dt.timedelta(minutes=5)  # a running job whose last micro-batch is older: say so
 
 
 def job_file(settings: Settings) -> Path:
-    """Where the streaming job keeps its job file while it runs."""
-    return Path(settings.state.dir) / JOB_FILE
+    """Where the streaming job keeps its job file: one per checkpoint, so that jobs on other
+    checkpoints (another lake, a test) on the same machine are told apart."""
+    checkpoint = f"{settings.checkpoint.root.rstrip('/')}/{QUERY}"
+    digest = hashlib.sha1(checkpoint.encode()).hexdigest()[:12]
+    return Path(settings.state.dir) / "jobs" / f"{QUERY}-{digest}.json"
 
 
 def job_started(settings: Settings) -> None:
@@ -47,7 +51,7 @@ def job_started(settings: Settings) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"pid": os.getpid(), "host": socket.gethostname(),
               "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "lake_root": settings.lake.root}
+              "lake_root": settings.lake.root, "checkpoint_root": settings.checkpoint.root}
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(record) + "\n")
     temporary.replace(path)
