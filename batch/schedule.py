@@ -18,11 +18,11 @@ from lambdalake.errors import LambdalakeError
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_interval(text: str) -> float:
+def parse_interval(text: str, option: str = "--every") -> float:
     """Seconds in an interval such as `30m`, `90s`, `1h` or `1.5h`."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if not match or float(match[1]) <= 0:
-        raise LambdalakeError(f"--every takes an interval such as 30m, 90s or 1h, got {text!r}")
+        raise LambdalakeError(f"{option} takes an interval such as 30m, 90s or 1h, got {text!r}")
     return float(match[1]) * _UNITS[match[2]]
 
 
@@ -35,14 +35,18 @@ class ScheduleLog:
     lines: list[str] = field(default_factory=list)
 
 
-def run_schedule(jobs: Sequence[tuple[str, Callable[[], str]]], every_s: float,
+def run_schedule(jobs: Sequence[tuple[str, Callable[[], str], float]], every_s: float,
                  max_ticks: int | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  log: Callable[[str], None] = print) -> ScheduleLog:
-    """Run `jobs` (name, function returning a summary) every `every_s` seconds.
+    """Run `jobs` (name, function returning a summary, interval) on ticks `every_s` apart.
 
-    Stops after `max_ticks` ticks, or on SIGTERM/SIGINT once the current run has finished.
+    A job runs on the first tick, then on the first tick due at least its interval after the
+    last tick it succeeded on (with an interval of `every_s`: every tick; `1d`: once a day); a
+    failed run is retried at the next tick. Stops after `max_ticks` ticks, or on SIGTERM/SIGINT
+    once the current run has finished.
     """
+    last_tick: dict[str, float] = {}  # job -> when the tick it last succeeded on was due
     result = ScheduleLog()
     stopping: list[int] = []
     previous = {}
@@ -55,11 +59,15 @@ def run_schedule(jobs: Sequence[tuple[str, Callable[[], str]]], every_s: float,
     tick = 0
     try:
         while not stopping and (max_ticks is None or tick < max_ticks):
-            for name, job in jobs:
+            due_at = start + tick * every_s
+            for name, job, job_every_s in jobs:
+                if name in last_tick and due_at - last_tick[name] < job_every_s - 1e-6:
+                    continue
                 began = clock()
                 try:
                     line = f"batch: {name}: {job()}"
                     result.succeeded += 1
+                    last_tick[name] = due_at
                 except Exception as exc:  # noqa: BLE001 (any failure: log, keep serving, retry)
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     line = (f"batch: {name}: run FAILED after {clock() - began:.1f}s: "

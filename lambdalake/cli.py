@@ -153,18 +153,34 @@ def _batch(settings: Settings, args: argparse.Namespace) -> int:
     return tolls_reports.main([])
 
 
+def _maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from batch import maintain
+    from lambdalake.spark import create_spark_session
+
+    return maintain.run_with_options(create_spark_session(settings, "lambdalake-maintain"),
+                                     settings, args)
+
+
 def _batch_schedule(settings: Settings, args: argparse.Namespace) -> int:
-    from batch import tolls_reports
+    from batch import maintain, tolls_reports
     from batch.schedule import parse_interval, run_schedule
     from lambdalake.spark import create_spark_session
 
     every = parse_interval(args.every)
+    maintain_every = (parse_interval(args.maintain_every, "--maintain-every")
+                      if args.maintain_every else None)
     spark = create_spark_session(settings, "lambdalake-batch-schedule")
-    print(f"batch: running {', '.join(args.jobs)} every {args.every} (Ctrl-C or SIGTERM stops "
-          "after the current run)", flush=True)
+    print(f"batch: running {', '.join(args.jobs)} every {args.every}"
+          + (f", maintenance every {args.maintain_every}" if maintain_every else "")
+          + " (Ctrl-C or SIGTERM stops after the current run)", flush=True)
     jobs = {"tolls-reports": lambda: tolls_reports.run(spark, settings).summary()}
-    log = run_schedule([(name, jobs[name]) for name in args.jobs], every,
-                       max_ticks=args.max_runs, log=lambda line: print(line, flush=True))
+    scheduled = [(name, jobs[name], every) for name in args.jobs]
+    if maintain_every:
+        scheduled.append(("maintain", lambda: maintain.run(
+            spark, settings, log=lambda line: print(line, flush=True)).summary(),
+            maintain_every))
+    log = run_schedule(scheduled, every, max_ticks=args.max_runs,
+                       log=lambda line: print(line, flush=True))
     print(f"batch: schedule stopped: {log.succeeded} runs succeeded, {log.failed} failed")
     return 0
 
@@ -207,6 +223,8 @@ def _pyfiles(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `lambdalake`."""
+    from batch import maintain
+
     parser = argparse.ArgumentParser(prog="lambdalake", description=(
         "Lambda-architecture pipeline: Kafka -> Spark streaming + batch -> Delta -> DuckDB. "
         "Settings: lambdalake.toml and LAMBDALAKE_* variables (see `lambdalake config`)."))
@@ -304,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=["tolls-reports"])
     schedule.add_argument("--max-runs", type=int, default=None,
                           help="stop after this many ticks (default: run until stopped)")
+    schedule.add_argument("--maintain-every", default=None,
+                          help="also run `lambdalake maintain` after the jobs, on the first "
+                               "tick and then once per interval, e.g. 1d (default: never)")
+
+    p = command("maintain", _maintain, "compact (OPTIMIZE) the tables the streaming job "
+                                       "appends to, remove old files (VACUUM, keeping what "
+                                       "published batch runs and readers need), checkpoint "
+                                       "the Delta logs")
+    maintain.add_arguments(p)
 
     p = command("query", _query, "run SQL on the serving layer (merged views and lake tables)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -98,6 +98,13 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class MaintainSettings:
+    """Table maintenance (`lambdalake maintain`)."""
+
+    retain_hours: int = 168
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of lambdalake."""
 
@@ -109,6 +116,7 @@ class Settings:
     jvm: JvmSettings = field(default_factory=JvmSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    maintain: MaintainSettings = field(default_factory=MaintainSettings)
     source: str = "built-in defaults"
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:

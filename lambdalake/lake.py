@@ -47,7 +47,7 @@ def _hadoop_path(spark: SparkSession, path: str):  # noqa: ANN202 (Hadoop FileSy
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
-def _delta_log(spark: SparkSession, path: str):  # noqa: ANN202 (Hadoop FileSystem, Path)
+def delta_log(spark: SparkSession, path: str):  # noqa: ANN201 (Hadoop FileSystem, Path)
     """The Hadoop file system and path of the `_delta_log` of `path` (any Hadoop URI)."""
     return _hadoop_path(spark, f"{path.rstrip('/')}/_delta_log")
 
@@ -114,7 +114,7 @@ def repair_half_created(spark: SparkSession, path: str) -> bool:
     not part of any version; VACUUM removes them.)"""
     if not is_half_created(spark, path):
         return False
-    fs, log = _delta_log(spark, path)
+    fs, log = delta_log(spark, path)
     fs.delete(log, True)
     print(f"lake: {path} was half created (a log without any commit, left by a killed "
           "writer): its log is removed and the table created again", file=sys.stderr,

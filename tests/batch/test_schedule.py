@@ -40,7 +40,7 @@ def test_failed_run_is_logged_and_retried_on_the_next_tick():
             raise result
         return result
 
-    log = run_schedule([("tolls-reports", job)], every_s=60, max_ticks=3, clock=clock,
+    log = run_schedule([("tolls-reports", job, 60)], every_s=60, max_ticks=3, clock=clock,
                        sleep=clock.sleep, log=lambda line: None)
     assert ran_at == [0, 60, 120]
     assert (log.succeeded, log.failed) == (2, 1)
@@ -58,6 +58,41 @@ def test_overrunning_run_is_followed_at_once():
         clock.now += 90
         return "ok"
 
-    run_schedule([("slow", slow)], every_s=60, max_ticks=3, clock=clock, sleep=clock.sleep,
+    run_schedule([("slow", slow, 60)], every_s=60, max_ticks=3, clock=clock, sleep=clock.sleep,
                  log=lambda line: None)
     assert ran_at == [0, 90, 180]
+
+
+def test_a_job_with_a_longer_interval_runs_on_the_first_tick_and_once_per_interval():
+    clock = FakeClock()
+    ran = []
+
+    def job(name, seconds):
+        def run():
+            ran.append((name, clock.now))
+            clock.now += seconds
+            return "ok"
+        return run
+
+    # ticks every 30 min; maintenance every 2 h, after a report that takes 1-2 minutes
+    run_schedule([("reports", job("reports", 90), 1800), ("maintain", job("maintain", 60), 7200)],
+                 every_s=1800, max_ticks=9, clock=clock, sleep=clock.sleep, log=lambda line: None)
+    assert [at for name, at in ran if name == "reports"] == [i * 1800 for i in range(9)]
+    assert [at for name, at in ran if name == "maintain"] == [90, 4 * 1800 + 90, 8 * 1800 + 90]
+
+
+def test_a_failed_occasional_job_is_retried_at_the_next_tick():
+    clock = FakeClock()
+    outcomes = iter([RuntimeError("conflict"), "ok", "ok"])
+    ran_at = []
+
+    def maintain():
+        ran_at.append(clock.now)
+        result = next(outcomes)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    run_schedule([("maintain", maintain, 3600)], every_s=600, max_ticks=12, clock=clock,
+                 sleep=clock.sleep, log=lambda line: None)
+    assert ran_at == [0, 600, 4200]
