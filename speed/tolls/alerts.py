@@ -6,9 +6,12 @@ or above the threshold the customer has now, and no such alert exists yet. Its c
 transaction is the first, in landing order (ingest time, Kafka partition, offset), at which the
 cumulative spend reached the threshold.
 
-The state is small, customers x months with spend: it is rebuilt from the landing zone when the
-streaming job starts and then advanced by each micro-batch's totals (pure Python, in the driver),
-like the seed's DynamoDB table of cumulative spend. Finding the crossing transactions of the
+The state is small, customers x months with spend: it is rebuilt when the streaming job starts
+(from the latest published batch view of monthly spend plus the speed rows of the 10-minute spend
+landed after its cut-over, so a restart reads a bounded amount however large the landing zone
+grows; from the landing zone itself only before any batch run is published) and then advanced by
+each micro-batch's totals (pure Python, in the driver), like the seed's DynamoDB table of
+cumulative spend. Finding the crossing transactions of the
 alerts that are due is a Spark transformation over the events of those customers only
 (`crossing_transactions`), so no event is collected to the driver.
 """
@@ -112,6 +115,19 @@ def crossing_transactions(due: DataFrame) -> Callable[[DataFrame], DataFrame]:
                         "transaction_id"))
 
     return transform
+
+
+def month_spend(batch_monthly: DataFrame, speed_10m: DataFrame, cutover: int,
+                through: int) -> DataFrame:
+    """Spend per (customer_id, month) over the landing zone as of version `through`, from the
+    batch view of monthly spend covering it as of `cutover` (<= `through`) and the speed layer's
+    10-minute spend rows (with their `landing_version`); 10-minute windows never straddle two
+    months. Columns: customer_id, month, spend."""
+    later = (speed_10m
+             .where((F.col("landing_version") > cutover) & (F.col("landing_version") <= through))
+             .select("customer_id", F.trunc("window_start", "month").alias("month"), "spend"))
+    return (batch_monthly.select("customer_id", "month", "spend").unionByName(later)
+            .groupBy("customer_id", "month").agg(F.sum("spend").alias("spend")))
 
 
 def alert_id(customer_id: str, month: dt.date, threshold: Decimal) -> str:

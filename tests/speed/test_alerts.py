@@ -3,7 +3,13 @@ from decimal import Decimal as D
 
 from pyspark.testing import assertDataFrameEqual
 
-from speed.tolls.alerts import DUE_SCHEMA, AlertState, alert_id, crossing_transactions
+from speed.tolls.alerts import (
+    DUE_SCHEMA,
+    AlertState,
+    alert_id,
+    crossing_transactions,
+    month_spend,
+)
 
 NOV, OCT = dt.date(2026, 11, 1), dt.date(2026, 10, 1)
 
@@ -62,3 +68,22 @@ def test_crossing_is_the_first_event_in_landing_order_to_reach_the_threshold(spa
 
 def test_alert_id():
     assert alert_id("C1", NOV, D("50.00")) == "C1|2026-11|50.00"
+
+
+def test_month_spend_adds_the_speed_rows_after_the_cutover_up_to_the_version(spark):
+    batch = spark.createDataFrame(
+        [("C1", NOV, 3, D("30.00")), ("C2", OCT, 1, D("5.00"))],
+        "customer_id string, month date, transaction_count long, spend decimal(18,2)")
+    speed = spark.createDataFrame(
+        [(4, "C1", dt.datetime(2026, 11, 2, 8, 0), D("7.00")),   # covered by the cut-over
+         (5, "C1", dt.datetime(2026, 11, 30, 23, 50), D("2.50")),
+         (6, "C2", dt.datetime(2026, 10, 31, 23, 50), D("1.25")),
+         (6, "C3", dt.datetime(2026, 11, 1, 0, 0), D("4.00")),
+         (7, "C1", dt.datetime(2026, 11, 3, 9, 0), D("100.00"))],  # after the version asked
+        "landing_version long, customer_id string, window_start timestamp, spend decimal(18,2)")
+    assertDataFrameEqual(
+        month_spend(batch, speed, cutover=4, through=6),
+        spark.createDataFrame([("C1", NOV, D("32.50")), ("C2", OCT, D("6.25")),
+                               ("C3", NOV, D("4.00"))],
+                              "customer_id string, month date, spend decimal(28,2)"),
+        checkRowOrder=False)
