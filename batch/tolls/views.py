@@ -16,7 +16,14 @@ MONEY = "decimal(18,2)"
 
 
 def _money_sum(column: str) -> Column:
-    return F.sum(column).cast(MONEY)
+    """Sum of a money column (2 decimal places) as `MONEY`, added up in whole cents.
+
+    Spark sums a decimal(12,2) into a decimal(22,2), wider than a long, so every row's update
+    is a BigDecimal addition; whole cents in a long are exact too (up to 9.2e16 dollars, past
+    `MONEY`'s own 1e16) and cut the batch job over 10M events by about 4 s (BENCHMARKS.md).
+    """
+    cents = (F.col(column) * F.lit(100).cast("decimal(3,0)")).cast("long")
+    return (F.sum(cents) / 100).cast(MONEY)
 
 
 def customer_monthly_spend(by: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:

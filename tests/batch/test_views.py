@@ -75,3 +75,13 @@ def test_daily_class_traffic_by_utc_day(spark):
          (dt.date(2026, 11, 2), 5, 1, Decimal("12.25"))],
         "day date, vehicle_class int, vehicle_count long, revenue decimal(18,2)")
     assertDataFrameEqual(events_df.transform(daily_class_traffic()), expected)
+
+
+def test_money_sums_are_exact_at_the_largest_amounts(spark):
+    # summed as whole cents: the largest decimal(12,2) amounts and a cent must add up exactly
+    largest = Decimal("9999999999.99")
+    rows = [("C1", "P1", amount, dt.datetime(2026, 11, 1, 0, 0), 1)
+            for amount in (largest, largest, largest, Decimal("0.01"), Decimal("-0.02"))]
+    spend = (spark.createDataFrame(rows, EVENTS_SCHEMA).transform(customer_monthly_spend())
+             .first()["spend"])
+    assert spend == largest * 3 - Decimal("0.01")
