@@ -65,7 +65,7 @@ def alert_figures(lines: list[str], seconds: list[float]) -> str:
         sent = re.search(r", alerts (\d+)", line)
         (with_alerts if sent and int(sent.group(1)) else without).append(took)
         if sent and int(sent.group(1)):
-            phase += [float(m.group(1)) for m in re.finditer(r"alerts (\d+\.\d+)", line)]
+            phase += [float(m.group(1)) for m in re.finditer(r", alerts (\d+\.\d+)", line)]
     def median(values: list[float]) -> str:
         return f"{statistics.median(values):.2f}s (n={len(values)})" if values else "none"
     return (f"warm micro-batches with alerts: median {median(with_alerts)}, their alerts phase "
