@@ -469,19 +469,20 @@ class TollsBatchProcessor:
             return []
         in_batch = [d for d in due if d.crossed_in_batch]
         earlier = [d for d in due if not d.crossed_in_batch]  # threshold lowered below the spend
-        found = []
+        crossings: dict[alerts.Crossing, dict] = {}
         for group, source, before in (
                 (in_batch, events, lambda d: d.spend_before),
                 (earlier, lake.read_table(self.spark, self.settings, LANDING, landing_version),
                  lambda d: Decimal(0))):
-            if group:
-                keys = self.spark.createDataFrame(
-                    [(d.customer_id, d.month, d.threshold, before(d)) for d in group],
-                    alerts.DUE_SCHEMA)
+            if group:  # those customers' events of those months, to the driver (one stage)
+                month = F.trunc("event_time", "month")
                 customer_ids = sorted({d.customer_id for d in group})
-                found += (source.where(F.col("customer_id").isin(customer_ids))
-                          .transform(alerts.crossing_transactions(keys)).collect())
-        crossings = {(r["customer_id"], r["month"], r["threshold"]): r for r in found}
+                found = (source.where(F.col("customer_id").isin(customer_ids)
+                                     & month.isin(sorted({d.month for d in group})))
+                         .select("customer_id", month.alias("month"), "amount", "event_time",
+                                 "transaction_id", *alerts.LANDING_ORDER).collect())
+                crossings.update(alerts.first_crossings(
+                    found, [(d.customer_id, d.month, d.threshold, before(d)) for d in group]))
         rows = []
         for d in due:
             crossing = crossings.get((d.customer_id, d.month, d.threshold))

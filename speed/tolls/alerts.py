@@ -11,21 +11,21 @@ The state is small, customers x months with spend: it is rebuilt when the stream
 landed after its cut-over, so a restart reads a bounded amount however large the landing zone
 grows; from the landing zone itself only before any batch run is published) and then advanced by
 each micro-batch's totals (pure Python, in the driver), like the seed's DynamoDB table of
-cumulative spend. Finding the crossing transactions of the
-alerts that are due is a Spark transformation over the events of those customers only
-(`crossing_transactions`), so no event is collected to the driver.
+cumulative spend. The crossing transactions of the alerts that are due are found in the driver
+(`first_crossings`) among the events of those customers only, collected for it: only when some
+alert is due, and never more than those customers' events of the month.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 Key = tuple[str, dt.date]  # (customer_id, month)
 
@@ -84,37 +84,39 @@ class AlertState:
         self.alerted.update(raised)
 
 
-DUE_SCHEMA = T.StructType([
-    T.StructField("customer_id", T.StringType(), False),
-    T.StructField("month", T.DateType(), False),
-    T.StructField("threshold", T.DecimalType(12, 2), False),
-    T.StructField("spend_before", T.DecimalType(18, 2), False),
-])
 LANDING_ORDER = ("ingested_at", "kafka_partition", "kafka_offset")
+Crossing = tuple[str, dt.date, Decimal]  # (customer_id, month, threshold)
 
 
-def crossing_transactions(due: DataFrame) -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation finding each due alert's crossing transaction among landed events.
+def first_crossings(events: Iterable[Mapping[str, Any]],
+                    due: Iterable[tuple[str, dt.date, Decimal, Decimal]]
+                    ) -> dict[Crossing, dict[str, Any]]:
+    """Each due alert's crossing transaction among landed events.
 
-    `due` (`DUE_SCHEMA`, a few rows) holds customer-months with the threshold to cross and the
-    month's spend before these events. The result has, per due row whose threshold these events
-    cross, `customer_id, month, threshold, spend` (just after the crossing), `event_time` and
-    `transaction_id` of the first event, in landing order, at which the spend reaches it.
+    `due` holds (customer_id, month, threshold, spend before these events); `events` are landed
+    events (mappings with `customer_id`, `month` of the event time, `amount`, `event_time`,
+    `transaction_id` and the landing order's columns), in any order. The result maps each
+    (customer_id, month, threshold) that these events cross to the first event, in landing
+    order, at which the month's spend reaches the threshold: its `spend` just after,
+    `event_time` and `transaction_id`.
     """
-
-    def transform(events: DataFrame) -> DataFrame:
-        running = Window.partitionBy("customer_id", "month").orderBy(*LANDING_ORDER).rowsBetween(
-            Window.unboundedPreceding, Window.currentRow)
-        spend = (F.col("spend_before") + F.sum("amount").over(running)).cast("decimal(18,2)")
-        threshold, after = F.col("threshold"), F.col("spend")
-        return (events.withColumn("month", F.trunc("event_time", "month"))
-                .join(F.broadcast(due), ["customer_id", "month"])
-                .withColumn("spend", spend)
-                .where((after >= threshold) & (after - F.col("amount") < threshold))
-                .select("customer_id", "month", "threshold", "spend", "event_time",
-                        "transaction_id"))
-
-    return transform
+    wanted: dict[Key, list[tuple[Decimal, Decimal]]] = {}
+    for customer_id, month, threshold, before in due:
+        wanted.setdefault((customer_id, month), []).append((threshold, before))
+    spent: dict[Key, Decimal] = {}
+    found: dict[Crossing, dict[str, Any]] = {}
+    for event in sorted(events, key=lambda e: tuple(e[c] for c in LANDING_ORDER)):
+        key = (event["customer_id"], event["month"])
+        if key not in wanted:
+            continue
+        spent[key] = spent.get(key, Decimal(0)) + event["amount"]
+        for threshold, before in wanted[key]:
+            crossing = (*key, threshold)
+            if crossing not in found and before + spent[key] >= threshold:
+                found[crossing] = {"spend": before + spent[key],
+                                   "event_time": event["event_time"],
+                                   "transaction_id": event["transaction_id"]}
+    return found
 
 
 def month_spend(batch_monthly: DataFrame, speed_10m: DataFrame, cutover: int,

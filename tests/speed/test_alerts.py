@@ -4,10 +4,9 @@ from decimal import Decimal as D
 from pyspark.testing import assertDataFrameEqual
 
 from speed.tolls.alerts import (
-    DUE_SCHEMA,
     AlertState,
     alert_id,
-    crossing_transactions,
+    first_crossings,
     month_spend,
 )
 
@@ -41,29 +40,30 @@ def test_changed_threshold_makes_untouched_months_candidates():
     assert [(d.month, d.threshold) for d in raised] == [(OCT, D("60.00"))]
 
 
-EVENTS = ("transaction_id string, customer_id string, amount decimal(12,2), "
-          "event_time timestamp, ingested_at timestamp, kafka_partition int, kafka_offset long")
 T0 = dt.datetime(2026, 11, 20, 8, 0)
+EVENT_COLUMNS = ("transaction_id", "customer_id", "month", "amount", "event_time", "ingested_at",
+                 "kafka_partition", "kafka_offset")
 
 
-def test_crossing_is_the_first_event_in_landing_order_to_reach_the_threshold(spark):
+def test_crossing_is_the_first_event_in_landing_order_to_reach_the_threshold():
     later = T0 + dt.timedelta(seconds=5)
-    events = spark.createDataFrame([
+    events = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in [
         # landing order: ingest time, then partition, then offset (not event time)
-        ("t3", "C1", D("7.00"), T0, later, 0, 9),
-        ("t1", "C1", D("5.00"), T0 + dt.timedelta(hours=2), T0, 1, 4),
-        ("t2", "C1", D("6.00"), T0 - dt.timedelta(days=1), T0, 1, 5),
-        ("t4", "C2", D("9.00"), T0, T0, 0, 1),     # C2 is not due
-        ("t5", "C1", D("80.00"), dt.datetime(2026, 10, 31, 23, 59), T0, 0, 2),  # October
-    ], EVENTS)
-    due = spark.createDataFrame([("C1", NOV, D("50.00"), D("40.00")),
-                                 ("C1", OCT, D("500.00"), D("0.00"))], DUE_SCHEMA)
-    got = events.transform(crossing_transactions(due))
-    expected = spark.createDataFrame(
-        [("C1", NOV, D("50.00"), D("51.00"), T0 - dt.timedelta(days=1), "t2")],
-        "customer_id string, month date, threshold decimal(12,2), spend decimal(18,2), "
-        "event_time timestamp, transaction_id string")
-    assertDataFrameEqual(got, expected)
+        ("t3", "C1", NOV, D("7.00"), T0, later, 0, 9),
+        ("t1", "C1", NOV, D("5.00"), T0 + dt.timedelta(hours=2), T0, 1, 4),
+        ("t2", "C1", NOV, D("6.00"), T0 - dt.timedelta(days=1), T0, 1, 5),
+        ("t6", "C1", NOV, D("1.00"), T0, T0, 1, 6),  # past the first threshold, not the second
+        ("t4", "C2", NOV, D("9.00"), T0, T0, 0, 1),  # C2 is not due
+        ("t5", "C1", OCT, D("80.00"), dt.datetime(2026, 10, 31, 23, 59), T0, 0, 2),
+    ]]
+    got = first_crossings(events, [("C1", NOV, D("50.00"), D("40.00")),
+                                   ("C1", NOV, D("58.00"), D("40.00")),
+                                   ("C1", OCT, D("500.00"), D("0.00"))])
+    assert got == {
+        ("C1", NOV, D("50.00")): {"spend": D("51.00"), "event_time": T0 - dt.timedelta(days=1),
+                                  "transaction_id": "t2"},
+        ("C1", NOV, D("58.00")): {"spend": D("59.00"), "event_time": T0, "transaction_id": "t3"},
+    }
 
 
 def test_alert_id():
