@@ -63,8 +63,9 @@ def alert_figures(lines: list[str], seconds: list[float]) -> str:
     with_alerts, without, phase = [], [], []
     for line, took in zip(lines, seconds, strict=True):
         sent = re.search(r", alerts (\d+)", line)
-        (with_alerts if sent and int(sent.group(1)) else without).append(took)
-        if sent and int(sent.group(1)):
+        raised = bool(sent and int(sent.group(1)))
+        (with_alerts if raised else without).append(took)
+        if raised:
             phase += [float(m.group(1)) for m in re.finditer(r", alerts (\d+\.\d+)", line)]
     def median(values: list[float]) -> str:
         return f"{statistics.median(values):.2f}s (n={len(values)})" if values else "none"

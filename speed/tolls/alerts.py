@@ -12,8 +12,8 @@ landed after its cut-over, so a restart reads a bounded amount however large the
 grows; from the landing zone itself only before any batch run is published) and then advanced by
 each micro-batch's totals (pure Python, in the driver), like the seed's DynamoDB table of
 cumulative spend. The crossing transactions of the alerts that are due are found in the driver
-(`first_crossings`) among the events of those customers only, collected for it: only when some
-alert is due, and never more than those customers' events of the month.
+(`first_crossings`) among the events of those customers in the due months, collected for it
+only when some alert is due.
 """
 
 from __future__ import annotations
