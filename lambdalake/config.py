@@ -98,6 +98,13 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class SpeedSettings:
+    """The streaming job's commits."""
+
+    driver_commit_max_rows: int = 1_000_000
+
+
+@dataclass(frozen=True)
 class MaintainSettings:
     """Table maintenance (`lambdalake maintain`)."""
 
@@ -116,6 +123,7 @@ class Settings:
     jvm: JvmSettings = field(default_factory=JvmSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    speed: SpeedSettings = field(default_factory=SpeedSettings)
     maintain: MaintainSettings = field(default_factory=MaintainSettings)
     source: str = "built-in defaults"
 

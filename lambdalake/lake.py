@@ -156,6 +156,9 @@ def write_tagged(df: DataFrame, path: str, mode: str, tag: str) -> None:
     df.write.format("delta").mode(mode).option("userMetadata", tag).save(path)
 
 
+CHECKPOINT_INTERVAL = 10  # Delta's default checkpoint interval (Spark's writers use it)
+
+
 class CommitLog:
     """The commit log of one Delta table, for the streaming job's cheap look-ups: its latest
     version and the versions of tagged commits.
@@ -201,6 +204,39 @@ class CommitLog:
         rows = DeltaTable.forPath(self.spark, self.path).history(depth).select(
             "version", "userMetadata")
         return [(int(r[0]), r[1]) for r in rows.collect()]
+
+    def can_append(self) -> bool:
+        """Whether `append` can write this table: a table on a local filesystem that delta-rs
+        opens (on an object store a delta-rs writer needs a locking setup Spark does not)."""
+        local = self.path.startswith("file:") or not re.match(r"[a-zA-Z][\w+.-]*://",
+                                                              self.path)
+        return local and self._table() is not None
+
+    def append(self, rows, tag: str, partition_by: tuple[str, ...] = ()) -> int:  # noqa: ANN001
+        """Append `rows` (a pyarrow Table of the table's Arrow schema) in one commit whose
+        userMetadata is `tag`, written by delta-rs from this process; return the new version.
+
+        A small micro-batch's commit costs tens of milliseconds this way, where a Spark write
+        pays 0.3-0.4 s of jobs. Readers see the same Delta table (Spark reads delta-rs's commits
+        and files), and a commit racing another writer's (e.g. `lambdalake maintain`) is retried
+        by delta-rs's conflict check like Spark's. A checkpoint is written every
+        `CHECKPOINT_INTERVAL` versions, as Spark does by default (delta-rs's default is 100).
+        """
+        from deltalake import CommitProperties, PostCommitHookProperties, write_deltalake
+
+        table = self._table()
+        if table is None:
+            raise LambdalakeError(f"delta-rs cannot open {self.path} to append to it")
+        before = int(table.version())
+        write_deltalake(table, rows, mode="append", partition_by=list(partition_by) or None,
+                        commit_properties=CommitProperties(custom_metadata={"userMetadata": tag}),
+                        post_commithook_properties=PostCommitHookProperties(
+                            create_checkpoint=False))
+        table.update_incremental()
+        version = int(table.version())
+        if version // CHECKPOINT_INTERVAL > before // CHECKPOINT_INTERVAL:
+            table.create_checkpoint()
+        return version
 
     def tagged_version(self, tag: str, depth: int = 50) -> int | None:
         """Version of the recent commit written with userMetadata `tag`, or None."""
