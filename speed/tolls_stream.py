@@ -12,9 +12,10 @@ A micro-batch is two Delta commits on the critical path (landing, then the speed
 quarantine commit beside the landing one when something was rejected, and an alerts commit when
 alerts are raised. On a local lake each commit is written by delta-rs from the driver, the rows
 collected as Arrow (tens of milliseconds, where a Spark write pays 0.3-0.4 s of jobs); on an object
-store, or for a write over `speed.driver_commit_max_rows` rows, by Spark. Every commit is tagged with the micro-batch (`<query id>:<batch id>`); after a
-restart, the first micro-batch (the only one Spark may run again) skips the writes whose tag is
-already in the lake, so a replay writes nothing twice.
+store, or for a write over `speed.driver_commit_max_rows` rows, by Spark. Every commit is tagged
+with the micro-batch (`<query id>:<batch id>`); after a restart, the first micro-batch (the only
+one Spark may run again) skips the writes whose tag is already in the lake, so a replay writes
+nothing twice.
 
 Usage (local, offline, with the JVM cache from `make setup`):
     lambdalake speed run [--until-idle]
@@ -57,7 +58,7 @@ from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hash
 from speed.tolls import alerts
 from speed.tolls.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
 from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
-from speed.union_rows import as_union_rows, member_rows
+from speed.union_rows import as_union_rows
 
 QUERY_NAME = "tolls_stream"
 LANDING, QUARANTINE, SPEED_ROWS, ALERTS = ("tolls_landing", "tolls_quarantine",
@@ -121,19 +122,6 @@ def speed_partials() -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
-def month_totals() -> Callable[[DataFrame], DataFrame]:
-    """Return a transformation giving the spend per customer-month of a micro-batch from its
-    partial rows (the 10-minute ones: a 10-minute window never spans two months)."""
-    rows = member_rows("speed_tolls_customer_spend_10m")
-    month = F.trunc("window_start", "month").alias("month")
-    spend = F.sum("spend").alias("spend")
-
-    def transform(partials: DataFrame) -> DataFrame:
-        return partials.transform(rows).groupBy("customer_id", month).agg(spend)
-
-    return transform
-
-
 class PhaseClock:
     """Wall time of the phases of a micro-batch, for its log line."""
 
@@ -188,7 +176,7 @@ class TollsBatchProcessor:
         self.plazas_version: int | None = None
         self.validate: Callable[[DataFrame], DataFrame] | None = None
         self.quarantined: Callable[[DataFrame], DataFrame] | None = None
-        self.partials, self.month_totals = speed_partials(), month_totals()
+        self.partials = speed_partials()
         self.landed_ids = LandedIdIndex("transaction_id",
                                         settings.validation.duplicate_window_days)
         self.in_batch = False  # True while a micro-batch is being processed
@@ -201,23 +189,29 @@ class TollsBatchProcessor:
             self.producer.close()
             self.producer = None
 
-    def _write(self, data: DataFrame | list[dict], name: str, tag: str, clock: PhaseClock,
-               rows: int = 0) -> Future:
-        """Append `data` (a frame, or rows as dicts) to table `name` in one commit tagged `tag`,
-        in a writer thread: collected to the driver as Arrow and committed by delta-rs when the
-        table is local and `rows` (at most) is within `speed.driver_commit_max_rows`, else
-        written by Spark."""
-        log, limit = self.logs[name], self.settings.speed.driver_commit_max_rows
-        if 0 < limit and rows <= limit and log.can_append():
-            schema, partition_by = schemas.arrow_schema(name), schemas.load(name).partition_by
+    def _driver_commit(self, name: str, rows: int) -> bool:
+        """Whether a write of up to `rows` rows to table `name` is committed by delta-rs from the
+        driver (see the module docstring) rather than by Spark."""
+        limit = self.settings.speed.driver_commit_max_rows
+        return 0 < limit and rows <= limit and self.logs[name].can_append()
+
+    def _write(self, data: DataFrame | pa.Table | list[dict], name: str, tag: str,
+               clock: PhaseClock, rows: int = 0) -> Future:
+        """Append `data` (a frame, an Arrow table, or rows as dicts) to table `name` in one
+        commit tagged `tag`, in a writer thread: by delta-rs from the driver (a frame collected
+        as Arrow) when `_driver_commit(name, rows)`, else by Spark."""
+        if self._driver_commit(name, rows):
+            log, schema = self.logs[name], schemas.arrow_schema(name)
+            partition_by = schemas.load(name).partition_by
 
             def work() -> None:
                 table = (pa.Table.from_pylist(data, schema) if isinstance(data, list) else
-                         collect_arrow(data).select(schema.names).cast(schema))
-                log.append(table, tag, partition_by)
+                         data if isinstance(data, pa.Table) else collect_arrow(data))
+                log.append(table.select(schema.names).cast(schema), tag, partition_by)
         else:
-            frame = (data if isinstance(data, DataFrame) else
-                     self.spark.createDataFrame(data, schemas.spark_schema(name)))
+            frame = (data if isinstance(data, DataFrame) else self.spark.createDataFrame(
+                data if isinstance(data, list) else data.to_pylist(),
+                schemas.spark_schema(name)))
 
             def work() -> None:
                 lake.write_tagged(frame, self.paths[name], "append", tag)
@@ -284,11 +278,13 @@ class TollsBatchProcessor:
             if landed:
                 self._index_landed(accepted, duplicates, now)
             due: list[alerts.Due] = []
+            partial_rows: pa.Table | None = None
             if landed:  # while the landing commit is written
-                partials = events.transform(self.partials).persist()
-                totals = {(r[0], r[1]): r[2] for r in partials.transform(self.month_totals)
-                          .collect()}
-                due, advance = self._due_alerts(totals)
+                partials = events.transform(self.partials)
+                if not self._driver_commit(SPEED_ROWS, landed + 1):  # Spark writes them too
+                    partials = partials.persist()
+                partial_rows = collect_arrow(partials)
+                due, advance = self._due_alerts(alerts.month_totals(partial_rows))
                 clock.lap("partials")
             if landing_write is not None:
                 landing_write.result()
@@ -297,13 +293,10 @@ class TollsBatchProcessor:
             landing_version = (done.get(LANDING) if LANDING in done else
                                self.logs[LANDING].commit_version(tag, depth=10) if landed
                                else None)
-            progress = self._progress_row(batch_id, counts, landing_version, now)
-            rows = (progress if partials is None else partials.withColumn(
-                "landing_version", F.lit(landing_version).cast("long")).unionByName(progress))
             if SPEED_ROWS not in done:
-                writes.append(self._write(rows.withColumn("ingest_batch_id", F.lit(batch_id)
-                                                          .cast("long")).coalesce(1),
-                                          SPEED_ROWS, tag, clock, landed + 1))
+                writes.append(self._write(
+                    self._speed_rows(partials, partial_rows, batch_id, counts, landing_version,
+                                     now), SPEED_ROWS, tag, clock, landed + 1))
             sent = 0
             if landed:
                 alert_rows = self._alert_rows(events, due, landing_version, now)
@@ -415,12 +408,33 @@ class TollsBatchProcessor:
                                  batch_id), strict=True)) for g in gaps]
         self._write(rows, GAPS, tag, clock, len(rows)).result()
 
-    def _progress_row(self, batch_id: int, counts: dict[str, int], landing_version: int | None,
-                      now: dt.datetime) -> DataFrame:
-        row = (batch_id, sum(counts.values()), counts.get("landed", 0),
-               counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now)
-        return (self.spark.createDataFrame([row], schemas.spark_schema(PROGRESS))
-                .transform(as_union_rows(PROGRESS)))
+    def _speed_rows(self, partials: DataFrame | None, partial_rows: pa.Table | None,
+                    batch_id: int, counts: dict[str, int], landing_version: int | None,
+                    now: dt.datetime) -> DataFrame | pa.Table:
+        """The micro-batch's rows of SPEED_ROWS: its partial rows (`partials`, also collected
+        as `partial_rows`) with their landing version, and its progress row; an Arrow table
+        when delta-rs commits them, else a frame for Spark."""
+        progress = dict(zip(schemas.spark_schema(PROGRESS).names, (
+            batch_id, sum(counts.values()), counts.get("landed", 0),
+            counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now),
+            strict=True))
+        if not self._driver_commit(SPEED_ROWS, counts.get("landed", 0) + 1):
+            rows = (self.spark.createDataFrame([progress], schemas.spark_schema(PROGRESS))
+                    .transform(as_union_rows(PROGRESS)))
+            if partials is not None:
+                rows = partials.withColumn("landing_version", F.lit(landing_version)
+                                           .cast("long")).unionByName(rows)
+            return rows.withColumn("ingest_batch_id", F.lit(batch_id).cast("long")).coalesce(1)
+        schema = schemas.arrow_schema(SPEED_ROWS)
+        tables = [pa.Table.from_pylist([{"view_name": PROGRESS, **progress}], schema)]
+        if partial_rows is not None:
+            tagged = partial_rows.select(schema.names).cast(schema)
+            for name, value in (("landing_version", landing_version),
+                                ("ingest_batch_id", batch_id)):
+                column = pa.array(np.full(tagged.num_rows, value, dtype=np.int64))
+                tagged = tagged.set_column(schema.get_field_index(name), name, column)
+            tables.insert(0, tagged)
+        return pa.concat_tables(tables)
 
     def _log(self, batch_id: int, counts: dict[str, int], alerted: int | None,
              landing_version: int | None, clock: PhaseClock) -> None:

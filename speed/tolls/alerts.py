@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 Key = tuple[str, dt.date]  # (customer_id, month)
+SPEND_10M = "speed_tolls_customer_spend_10m"  # the speed view the spend comes from
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,18 @@ def first_crossings(events: Iterable[Mapping[str, Any]],
                                    "event_time": event["event_time"],
                                    "transaction_id": event["transaction_id"]}
     return found
+
+
+def month_totals(speed_rows: pa.Table) -> dict[Key, Decimal]:
+    """Spend per (customer_id, month) of a micro-batch from its speed rows (an Arrow table in
+    the columns of `tolls_speed_rows`): its 10-minute spend rows summed by the month of their
+    window (a 10-minute window never spans two months), exactly, in decimals."""
+    rows = speed_rows.filter(pc.equal(speed_rows["view_name"], SPEND_10M))
+    month = pc.cast(pc.floor_temporal(rows["window_start"], unit="month"), pa.date32())
+    totals = (pa.table({"customer_id": rows["customer_id"], "month": month,
+                        "spend": rows["spend"]})
+              .group_by(["customer_id", "month"]).aggregate([("spend", "sum")]))
+    return {(r["customer_id"], r["month"]): r["spend_sum"] for r in totals.to_pylist()}
 
 
 def month_spend(batch_monthly: DataFrame, speed_10m: DataFrame, cutover: int,

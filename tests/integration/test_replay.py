@@ -71,19 +71,32 @@ def landed_counts(spark, settings):
     return tables, per_view
 
 
+@pytest.mark.parametrize("writer", ["delta-rs", "spark"])
 @pytest.mark.parametrize("failing", ["tolls_speed_rows", "tolls_quarantine", "tolls_alerts"])
 def test_a_crash_between_the_commits_of_a_micro_batch_is_repaired_exactly(
-        kafka_broker, settings, spark, monkeypatch, failing):
+        kafka_broker, settings, spark, monkeypatch, failing, writer):
     settings, report = one_batch_of_records(settings)
+    if writer == "spark":  # every commit by Spark, as on an object store
+        settings = settings.replace(speed={"driver_commit_max_rows": 0})
 
-    real_write = lake.write_tagged
-
-    def crash_on(df, path, mode, tag):
+    def crash(path: str) -> None:
         if path.endswith(f"/{failing}"):
             raise RuntimeError(f"simulated crash before the {failing} commit")
+
+    real_write, real_append = lake.write_tagged, lake.CommitLog.append
+
+    def crashing_write(df, path, mode, tag):  # noqa: ANN001, ANN202
+        if writer == "spark":
+            crash(path)
         real_write(df, path, mode, tag)
 
-    monkeypatch.setattr(lake, "write_tagged", crash_on)
+    def crashing_append(log, rows, tag, partition_by=()):  # noqa: ANN001, ANN202
+        assert writer == "delta-rs", "a delta-rs commit although speed.driver_commit_max_rows = 0"
+        crash(log.path)
+        return real_append(log, rows, tag, partition_by)
+
+    monkeypatch.setattr(lake, "write_tagged", crashing_write)
+    monkeypatch.setattr(lake.CommitLog, "append", crashing_append)
     with pytest.raises(LambdalakeError, match="simulated crash"):
         tolls_stream.run(spark, settings, until_idle=True)
     landed_so_far = spark.read.format("delta").load(
@@ -91,6 +104,7 @@ def test_a_crash_between_the_commits_of_a_micro_batch_is_repaired_exactly(
     assert landed_so_far == len(report.events)  # the landing commit was made before the crash
 
     monkeypatch.setattr(lake, "write_tagged", real_write)
+    monkeypatch.setattr(lake.CommitLog, "append", real_append)
     totals = tolls_stream.run(spark, settings, until_idle=True)  # the same batch, again
     assert totals.batches == 1 and totals.read == report.sent
 

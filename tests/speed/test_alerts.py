@@ -1,13 +1,16 @@
 import datetime as dt
 from decimal import Decimal as D
 
+import pyarrow as pa
 from pyspark.testing import assertDataFrameEqual
 
+import schemas
 from speed.tolls.alerts import (
     AlertState,
     alert_id,
     first_crossings,
     month_spend,
+    month_totals,
 )
 
 NOV, OCT = dt.date(2026, 11, 1), dt.date(2026, 10, 1)
@@ -87,3 +90,22 @@ def test_month_spend_adds_the_speed_rows_after_the_cutover_up_to_the_version(spa
                                ("C3", NOV, D("4.00"))],
                               "customer_id string, month date, spend decimal(28,2)"),
         checkRowOrder=False)
+
+
+def test_month_totals_sum_the_10_minute_spend_rows_by_the_month_of_their_window():
+    def at(*args: int) -> dt.datetime:
+        return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+    rows = [{"view_name": "speed_tolls_customer_spend_10m", "customer_id": customer_id,
+             "window_start": start, "spend": spend}
+            for customer_id, start, spend in [
+                ("C1", at(2026, 10, 31, 23, 50), D("2.50")),  # the last window of October
+                ("C1", at(2026, 11, 1, 0, 0), D("1.25")),
+                ("C1", at(2026, 11, 30, 23, 50), D("9999999999999999.99")),
+                ("C2", at(2026, 11, 5, 8, 10), D("0.01"))]]
+    rows += [{"view_name": "speed_tolls_plaza_revenue_30m", "plaza_id": "P1",  # not spend
+              "bucket_start": at(2026, 11, 5, 8, 0), "revenue": D("40.00")},
+             {"view_name": "tolls_stream_progress", "landed_count": 4}]
+    got = month_totals(pa.Table.from_pylist(rows, schemas.arrow_schema("tolls_speed_rows")))
+    assert got == {("C1", OCT): D("2.50"), ("C1", NOV): D("10000000000000001.24"),
+                   ("C2", NOV): D("0.01")}
