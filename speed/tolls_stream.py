@@ -199,15 +199,18 @@ class TollsBatchProcessor:
                clock: PhaseClock, rows: int = 0) -> Future:
         """Append `data` (a frame, an Arrow table, or rows as dicts) to table `name` in one
         commit tagged `tag`, in a writer thread: by delta-rs from the driver (a frame collected
-        as Arrow) when `_driver_commit(name, rows)`, else by Spark."""
+        as Arrow) when `_driver_commit(name, rows)`, else by Spark. The future's result is the
+        rows written as Arrow when delta-rs wrote them, else None."""
         if self._driver_commit(name, rows):
             log, schema = self.logs[name], schemas.arrow_schema(name)
             partition_by = schemas.load(name).partition_by
 
-            def work() -> None:
+            def work() -> pa.Table:
                 table = (pa.Table.from_pylist(data, schema) if isinstance(data, list) else
                          data if isinstance(data, pa.Table) else collect_arrow(data))
-                log.append(table.select(schema.names).cast(schema), tag, partition_by)
+                table = table.select(schema.names).cast(schema)
+                log.append(table, tag, partition_by)
+                return table
         else:
             frame = (data if isinstance(data, DataFrame) else self.spark.createDataFrame(
                 data if isinstance(data, list) else data.to_pylist(),
@@ -286,8 +289,9 @@ class TollsBatchProcessor:
                 partial_rows = collect_arrow(partials)
                 due, advance = self._due_alerts(alerts.month_totals(partial_rows))
                 clock.lap("partials")
+            landed_rows: pa.Table | None = None  # the landed events, when in the driver
             if landing_write is not None:
-                landing_write.result()
+                landed_rows = landing_write.result()
                 clock.lap("wait landing")
                 faults.kill_point("speed:after-landing-commit")
             landing_version = (done.get(LANDING) if LANDING in done else
@@ -299,7 +303,7 @@ class TollsBatchProcessor:
                                      now), SPEED_ROWS, tag, clock, landed + 1))
             sent = 0
             if landed:
-                alert_rows = self._alert_rows(events, due, landing_version, now)
+                alert_rows = self._alert_rows(events, landed_rows, due, landing_version, now)
                 advance()
                 sent = self._store_and_send_alerts(alert_rows, landing_version, tag, clock,
                                                    stored=ALERTS in done, replay=bool(done))
@@ -498,27 +502,34 @@ class TollsBatchProcessor:
         rows = alerts.month_spend(batch, speed, cutover, landing_version).collect()
         return rows, f"spend from the batch view at cut-over v{cutover} and the speed rows after it"
 
-    def _alert_rows(self, events: DataFrame, due: list[alerts.Due], landing_version: int,
-                    now: dt.datetime) -> list[dict]:
-        """The `tolls_alerts` rows of the due alerts, each with its crossing transaction."""
+    def _alert_rows(self, events: DataFrame, landed_rows: pa.Table | None,
+                    due: list[alerts.Due], landing_version: int, now: dt.datetime
+                    ) -> list[dict]:
+        """The `tolls_alerts` rows of the due alerts, each with its crossing transaction (found
+        among the micro-batch's events: `landed_rows` when they are in the driver already, else
+        `events`, collected for the customers and months concerned)."""
         if not due:
             return []
         in_batch = [d for d in due if d.crossed_in_batch]
         earlier = [d for d in due if not d.crossed_in_batch]  # threshold lowered below the spend
         crossings: dict[alerts.Crossing, dict] = {}
-        for group, source, before in (
-                (in_batch, events, lambda d: d.spend_before),
-                (earlier, lake.read_table(self.spark, self.settings, LANDING, landing_version),
-                 lambda d: Decimal(0))):
-            if group:  # those customers' events of those months, to the driver (one stage)
-                month = F.trunc("event_time", "month")
-                customer_ids = sorted({d.customer_id for d in group})
+        for group, read, before in (
+                (in_batch, lambda: events, lambda d: d.spend_before),
+                (earlier, lambda: lake.read_table(self.spark, self.settings, LANDING,
+                                                  landing_version), lambda d: Decimal(0))):
+            if not group:
+                continue
+            customer_ids, months = sorted({d.customer_id for d in group}), {d.month for d in group}
+            if group is in_batch and landed_rows is not None:
+                found = alerts.month_events(landed_rows, customer_ids, months)
+            else:  # those customers' events of those months, to the driver (one stage)
+                source, month = read(), F.trunc("event_time", "month")
                 found = (source.where(F.col("customer_id").isin(customer_ids)
-                                     & month.isin(sorted({d.month for d in group})))
+                                     & month.isin(sorted(months)))
                          .select("customer_id", month.alias("month"), "amount", "event_time",
                                  "transaction_id", *alerts.LANDING_ORDER).collect())
-                crossings.update(alerts.first_crossings(
-                    found, [(d.customer_id, d.month, d.threshold, before(d)) for d in group]))
+            crossings.update(alerts.first_crossings(
+                found, [(d.customer_id, d.month, d.threshold, before(d)) for d in group]))
         rows = []
         for d in due:
             crossing = crossings.get((d.customer_id, d.month, d.threshold))

@@ -134,6 +134,17 @@ def month_totals(speed_rows: pa.Table) -> dict[Key, Decimal]:
     return {(r["customer_id"], r["month"]): r["spend_sum"] for r in totals.to_pylist()}
 
 
+def month_events(events: pa.Table, customer_ids: Iterable[str],
+                 months: Iterable[dt.date]) -> list[dict[str, Any]]:
+    """The events (an Arrow table of landed events) of `customer_ids` in `months`, as the
+    mappings `first_crossings` takes (with `month`, the first day of the event time's month)."""
+    month = pc.cast(pc.floor_temporal(events["event_time"], unit="month"), pa.date32())
+    wanted = pc.and_(pc.is_in(events["customer_id"], pa.array(sorted(set(customer_ids)))),
+                     pc.is_in(month, pa.array(sorted(set(months)), pa.date32())))
+    columns = ["customer_id", "amount", "event_time", "transaction_id", *LANDING_ORDER]
+    return (events.select(columns).append_column("month", month).filter(wanted)).to_pylist()
+
+
 def month_spend(batch_monthly: DataFrame, speed_10m: DataFrame, cutover: int,
                 through: int) -> DataFrame:
     """Spend per (customer_id, month) over the landing zone as of version `through`, from the

@@ -9,6 +9,7 @@ from speed.tolls.alerts import (
     AlertState,
     alert_id,
     first_crossings,
+    month_events,
     month_spend,
     month_totals,
 )
@@ -109,3 +110,25 @@ def test_month_totals_sum_the_10_minute_spend_rows_by_the_month_of_their_window(
     got = month_totals(pa.Table.from_pylist(rows, schemas.arrow_schema("tolls_speed_rows")))
     assert got == {("C1", OCT): D("2.50"), ("C1", NOV): D("10000000000000001.24"),
                    ("C2", NOV): D("0.01")}
+
+
+
+def test_month_events_are_those_customers_events_in_those_months():
+    def at(day: int, hour: int = 0, minute: int = 0, month: int = 11) -> dt.datetime:
+        return dt.datetime(2026, month, day, hour, minute, tzinfo=dt.timezone.utc)
+
+    events = pa.table({
+        "transaction_id": ["t1", "t2", "t3", "t4"],
+        "customer_id": ["C1", "C1", "C2", "C1"],
+        "event_time": pa.array([at(31, 23, 59, month=10), at(1), at(2), at(3)],
+                               pa.timestamp("us", tz="UTC")),
+        "amount": pa.array([D("30.00"), D("30.00"), D("30.00"), D("25.00")],
+                           pa.decimal128(12, 2)),
+        "ingested_at": pa.array([T0] * 4, pa.timestamp("us", tz="UTC")),
+        "kafka_partition": pa.array([0] * 4, pa.int32()),
+        "kafka_offset": pa.array([1, 2, 3, 4], pa.int64()),
+    })
+    found = month_events(events, ["C1"], [NOV])
+    assert [(e["transaction_id"], e["month"]) for e in found] == [("t2", NOV), ("t4", NOV)]
+    crossing = first_crossings(found, [("C1", NOV, D("50.00"), D("0.00"))])
+    assert crossing[("C1", NOV, D("50.00"))]["transaction_id"] == "t4"
