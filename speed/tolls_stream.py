@@ -261,6 +261,7 @@ class TollsBatchProcessor:
             accepted = keys.filter(keys.column("is_accepted"))
             if not self.settings.kafka.fail_on_data_loss and GAPS not in done:
                 self._record_gaps(batch_id, keys, now, tag, clock)
+            clock.lap("validate")
             duplicates = self._duplicates(validated, accepted, now)
             records = (validated.transform(mark_duplicates(spark.createDataFrame(
                 duplicates, DUPLICATES_SCHEMA))) if duplicates else
@@ -269,7 +270,7 @@ class TollsBatchProcessor:
                       "quarantined": keys.num_rows - accepted.num_rows,
                       "duplicate": len(duplicates)}
             landed = counts["landed"]
-            clock.lap("validate")
+            clock.lap("duplicates")
             events = records.transform(accepted_events)
             landing_write = (self._write(events, LANDING, tag, clock, landed)
                              if landed and LANDING not in done else None)

@@ -67,3 +67,31 @@ def test_a_table_with_commits_is_never_repaired(spark: SparkSession, settings: S
     lake.ensure_table(spark, settings, "batch_runs")
     assert leftover.exists()
     assert (Path(path) / "_delta_log" / "00000000000000000000.json").exists()
+
+
+def test_a_delta_rs_append_is_one_tagged_commit_spark_reads(spark: SparkSession,
+                                                             settings: Settings) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    import schemas
+
+    path = lake.ensure_table(spark, settings, "tolls_kafka_gaps")
+    log = lake.CommitLog(spark, path)
+    assert log.can_append()
+    at = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+    for batch_id in range(1, lake.CHECKPOINT_INTERVAL + 1):  # versions 1..10
+        rows = pa.Table.from_pylist(
+            [{"kafka_topic": "t", "kafka_partition": p, "from_offset": batch_id,
+              "to_offset": batch_id + 1, "detected_at": at, "ingest_batch_id": batch_id}
+             for p in (0, 1)], schemas.arrow_schema("tolls_kafka_gaps"))
+        assert log.append(rows, f"q:{batch_id}") == batch_id
+
+    assert log.tagged_version("q:7") == 7
+    gaps = lake.read_table(spark, settings, "tolls_kafka_gaps")
+    assert gaps.count() == 2 * lake.CHECKPOINT_INTERVAL
+    assert gaps.where("ingest_batch_id = 7 and kafka_partition = 1").selectExpr(
+        "unix_micros(detected_at)").first()[0] == int(at.timestamp()) * 1_000_000
+    assert (Path(path) / "_delta_log" / "_last_checkpoint").exists()  # at version 10
+    assert not lake.CommitLog(spark, "s3a://bucket/lake/speed/t").can_append()
