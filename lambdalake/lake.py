@@ -173,6 +173,7 @@ class CommitLog:
         self.spark, self.path = spark, path
         self._handle = None
         self._spark_only = False
+        self._appendable: bool | None = None
 
     def _table(self):  # noqa: ANN202 (deltalake.DeltaTable, imported lazily)
         if self._spark_only:
@@ -208,9 +209,10 @@ class CommitLog:
     def can_append(self) -> bool:
         """Whether `append` can write this table: a table on a local filesystem that delta-rs
         opens (on an object store a delta-rs writer needs a locking setup Spark does not)."""
-        local = self.path.startswith("file:") or not re.match(r"[a-zA-Z][\w+.-]*://",
-                                                              self.path)
-        return local and self._table() is not None
+        if self._appendable is None:  # decided once: neither changes while the job runs
+            local = "://" not in self.path or self.path.startswith("file:")
+            self._appendable = local and self._table() is not None
+        return self._appendable
 
     def append(self, rows, tag: str, partition_by: tuple[str, ...] = ()) -> int:  # noqa: ANN001
         """Append `rows` (a pyarrow Table of the table's Arrow schema) in one commit whose
@@ -232,8 +234,7 @@ class CommitLog:
                         commit_properties=CommitProperties(custom_metadata={"userMetadata": tag}),
                         post_commithook_properties=PostCommitHookProperties(
                             create_checkpoint=False))
-        table.update_incremental()
-        version = int(table.version())
+        version = int(table.version())  # the handle is at the commit just written
         if version // CHECKPOINT_INTERVAL > before // CHECKPOINT_INTERVAL:
             table.create_checkpoint()
         return version

@@ -283,9 +283,10 @@ class TollsBatchProcessor:
                 self._index_landed(accepted, duplicates, now)
             due: list[alerts.Due] = []
             partial_rows: pa.Table | None = None
+            speed_rows_as_arrow = self._driver_commit(SPEED_ROWS, landed + 1)
             if landed:  # while the landing commit is written
                 partials = events.transform(self.partials)
-                if not self._driver_commit(SPEED_ROWS, landed + 1):  # Spark writes them too
+                if not speed_rows_as_arrow:  # Spark writes them too
                     partials = partials.persist()
                 partial_rows = collect_arrow(partials)
                 due, advance = self._due_alerts(alerts.month_totals(partial_rows))
@@ -301,7 +302,8 @@ class TollsBatchProcessor:
             if SPEED_ROWS not in done:
                 writes.append(self._write(
                     self._speed_rows(partials, partial_rows, batch_id, counts, landing_version,
-                                     now), SPEED_ROWS, tag, clock, landed + 1))
+                                     now, speed_rows_as_arrow), SPEED_ROWS, tag, clock,
+                    landed + 1))
             sent = 0
             if landed:
                 alert_rows = self._alert_rows(events, landed_rows, due, landing_version, now)
@@ -415,15 +417,15 @@ class TollsBatchProcessor:
 
     def _speed_rows(self, partials: DataFrame | None, partial_rows: pa.Table | None,
                     batch_id: int, counts: dict[str, int], landing_version: int | None,
-                    now: dt.datetime) -> DataFrame | pa.Table:
+                    now: dt.datetime, as_arrow: bool) -> DataFrame | pa.Table:
         """The micro-batch's rows of SPEED_ROWS: its partial rows (`partials`, also collected
         as `partial_rows`) with their landing version, and its progress row; an Arrow table
-        when delta-rs commits them, else a frame for Spark."""
+        when delta-rs commits them (`as_arrow`), else a frame for Spark."""
         progress = dict(zip(schemas.spark_schema(PROGRESS).names, (
             batch_id, sum(counts.values()), counts.get("landed", 0),
             counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now),
             strict=True))
-        if not self._driver_commit(SPEED_ROWS, counts.get("landed", 0) + 1):
+        if not as_arrow:
             rows = (self.spark.createDataFrame([progress], schemas.spark_schema(PROGRESS))
                     .transform(as_union_rows(PROGRESS)))
             if partials is not None:
