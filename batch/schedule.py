@@ -38,13 +38,14 @@ class ScheduleLog:
 def run_schedule(jobs: Sequence[tuple[str, Callable[[], str], float]], every_s: float,
                  max_ticks: int | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] = print) -> ScheduleLog:
+                 log: Callable[[str], None] = print, prefix: str = "batch") -> ScheduleLog:
     """Run `jobs` (name, function returning a summary, interval) on ticks `every_s` apart.
 
     A job runs on the first tick, then on the first tick due at least its interval after the
     last tick it succeeded on (with an interval of `every_s`: every tick; `1d`: once a day); a
     failed run is retried at the next tick. Stops after `max_ticks` ticks, or on SIGTERM/SIGINT
-    once the current run has finished.
+    once the current run has finished. Each run is logged as `<prefix>: <name>: <summary>`;
+    a run whose summary is empty (nothing to say) is not logged.
     """
     last_tick: dict[str, float] = {}  # job -> when the tick it last succeeded on was due
     result = ScheduleLog()
@@ -65,17 +66,19 @@ def run_schedule(jobs: Sequence[tuple[str, Callable[[], str], float]], every_s: 
                     continue
                 began = clock()
                 try:
-                    line = f"batch: {name}: {job()}"
+                    summary = job()
+                    line = f"{prefix}: {name}: {summary}" if summary else ""
                     result.succeeded += 1
                     last_tick[name] = due_at
                 except Exception as exc:  # noqa: BLE001 (any failure: log, keep serving, retry)
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    line = (f"batch: {name}: run FAILED after {clock() - began:.1f}s: "
+                    line = (f"{prefix}: {name}: run FAILED after {clock() - began:.1f}s: "
                             f"{type(exc).__name__}: {first[:300]}; the last published views "
                             "stay; retrying at the next tick")
                     result.failed += 1
-                result.lines.append(line)
-                log(line)
+                if line:
+                    result.lines.append(line)
+                    log(line)
             tick += 1
             next_at = start + tick * every_s
             while not stopping and clock() < next_at and (max_ticks is None or tick < max_ticks):

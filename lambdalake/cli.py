@@ -191,6 +191,8 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     from serving.engine import Serving
     from serving.output import FORMATS
 
+    if args.sql is None:
+        return _console(settings, args.format)
     serving = Serving(settings, copy_to_duckdb=False)
     try:
         result = serving.query(args.sql)
@@ -199,6 +201,65 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         serving.close()
     print(FORMATS[args.format](result))
+    return 0
+
+
+def _console(settings: Settings, output: str) -> int:
+    from serving import console
+    from serving.engine import Serving
+    from serving.output import FORMATS
+
+    serving = Serving(settings, copy_to_duckdb=False)
+
+    def execute(sql: str):  # noqa: ANN202 (a pyarrow Table)
+        serving.refresh()
+        return serving.query(sql)
+
+    try:
+        if sys.stdin.isatty():
+            print(f"lambdalake query: the serving layer of {settings.lake.root}; statements "
+                  "end with ';', .help for commands, Ctrl-D to leave")
+            commands = console.prompt_statements(Path(settings.state.dir) / "query_history")
+        else:
+            commands = console.statements(sys.stdin)
+        failed = console.run_console(execute, FORMATS[output], commands,
+                                     lambda text: print(text, flush=True))
+    finally:
+        serving.close()
+    return 2 if failed and not sys.stdin.isatty() else 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from batch.schedule import parse_interval, run_schedule
+    from serving.engine import Serving
+
+    database = Path(args.database or settings.serving.database)
+    every = parse_interval(args.every or settings.serving.refresh_interval,
+                           "--every" if args.every else "serving.refresh_interval")
+    serving = Serving(settings, copy_to_duckdb=False)
+    exported: list[tuple] = []
+
+    def export() -> str:
+        serving.refresh()
+        if exported and exported[-1] == serving.state():
+            return ""  # nothing moved: the file is as it was
+        report = serving.export(database)
+        exported.append(serving.state())
+        return report.summary()
+
+    try:
+        if args.once:
+            print(f"serve: {export()}")
+            return 0
+        print(f"serve: writing {database} for read-only DuckDB clients, looking for new "
+              f"commits every {args.every or settings.serving.refresh_interval} "
+              "(Ctrl-C or SIGTERM stops)", flush=True)
+        log = run_schedule([("refresh", export, every)], every, prefix="serve",
+                           log=lambda line: print(line, flush=True))
+        print(f"serve: stopped after {len(exported)} writes of {database}"
+              + (f", {log.failed} failed refreshes" if log.failed else ""))
+    finally:
+        serving.close()
     return 0
 
 
@@ -332,9 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
                                        "the Delta logs")
     maintain.add_arguments(p)
 
-    p = command("query", _query, "run SQL on the serving layer (merged views and lake tables)")
+    p = command("query", _query, "run SQL on the serving layer (merged views and lake "
+                                 "tables); with no SQL, an interactive prompt (or the "
+                                 "statements piped in)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("sql")
+    p.add_argument("sql", nargs="?", default=None)
+
+    p = command("serve", _serve, "write the serving layer as a DuckDB database file of views "
+                                 "(serving.database) that any DuckDB client opens read-only, "
+                                 "and keep it up to date")
+    p.add_argument("--database", default=None,
+                   help="the file to write (default: serving.database)")
+    p.add_argument("--every", default=None,
+                   help="how often to look for new commits, e.g. 10s (default: "
+                        "serving.refresh_interval)")
+    p.add_argument("--once", action="store_true", help="write the file once and exit")
 
     p = command("demo", _demo, "run the whole tolls pipeline end to end and check it")
     p.add_argument("--events", type=int, default=20_000, help="events in the first wave")

@@ -112,6 +112,14 @@ class MaintainSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The served database file (`lambdalake serve`)."""
+
+    database: str = ".lambdalake/serving/lambdalake.duckdb"
+    refresh_interval: str = "10s"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of lambdalake."""
 
@@ -125,6 +133,7 @@ class Settings:
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     speed: SpeedSettings = field(default_factory=SpeedSettings)
     maintain: MaintainSettings = field(default_factory=MaintainSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
     source: str = "built-in defaults"
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
@@ -136,7 +145,8 @@ class Settings:
         return dataclasses.replace(self, **changed)
 
 
-_PATH_SETTINGS = {("lake", "root"), ("checkpoint", "root"), ("state", "dir"), ("jvm", "cache_dir")}
+_PATH_SETTINGS = {("lake", "root"), ("checkpoint", "root"), ("state", "dir"), ("jvm", "cache_dir"),
+                  ("serving", "database")}
 
 
 def _sections() -> dict[str, type]:
@@ -170,6 +180,14 @@ def _convert(raw: Any, default: Any, where: str) -> Any:
             raise LambdalakeError(f"{where} must be key=value pairs separated by commas")
         return dict(p.strip().split("=", 1) for p in pairs)
     return str(raw)
+
+
+def local_path(location: str) -> Path | None:
+    """The local filesystem path of a lake or checkpoint location (a plain path or a `file:`
+    URI), or None when it is on an object store (`s3a://...`, `abfss://...`)."""
+    if "://" in location and not location.startswith("file:"):
+        return None
+    return Path(location.removeprefix("file:"))
 
 
 def _resolve_path(value: str, base: Path) -> str:

@@ -24,7 +24,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+from lambdalake.config import local_path
 
 ENV = "LAMBDALAKE_FAULT_KILL_AT"
 
@@ -55,10 +56,11 @@ def killed_during_creation(table: str, path: str) -> Iterator[None]:
     """Around the creation of `table` at `path`: if `create:<table>` is armed, SIGKILL the job
     as soon as the table's first commit is being written (its temporary file exists)."""
     point = f"create:{table}"
-    if not armed(point) or "://" in path and not path.startswith("file:"):
+    folder = local_path(path)
+    if not armed(point) or folder is None:
         yield
         return
-    log = Path(path.removeprefix("file:")) / "_delta_log"
+    log = folder / "_delta_log"
     done = threading.Event()
 
     def watch() -> None:

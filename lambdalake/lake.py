@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 import schemas
 from lambdalake import faults
-from lambdalake.config import Settings
+from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
 
@@ -210,8 +210,8 @@ class CommitLog:
         """Whether `append` can write this table: a table on a local filesystem that delta-rs
         opens (on an object store a delta-rs writer needs a locking setup Spark does not)."""
         if self._appendable is None:  # decided once: neither changes while the job runs
-            local = "://" not in self.path or self.path.startswith("file:")
-            self._appendable = local and self._table() is not None
+            self._appendable = (local_path(self.path) is not None
+                                and self._table() is not None)
         return self._appendable
 
     def append(self, rows, tag: str, partition_by: tuple[str, ...] = ()) -> int:  # noqa: ANN001

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lambdalake import processes, retention, topics
-from lambdalake.config import Settings
+from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
 QUERY = "tolls_stream"
@@ -179,10 +179,10 @@ def _progress(serving, report: Report, now: dt.datetime, running: bool) -> None:
 def checkpoint_offsets(settings: Settings) -> tuple[int, dict[str, dict[int, int]]] | None:
     """(batch id, {topic: {partition: next offset}}) of the last micro-batch the streaming
     query's checkpoint records as done, or None (no checkpoint, or not on a local path)."""
-    root = settings.checkpoint.root
-    if "://" in root and not root.startswith("file:"):
+    root = local_path(settings.checkpoint.root)
+    if root is None:
         return None
-    folder = Path(root.removeprefix("file:")) / QUERY
+    folder = root / QUERY
     try:
         done = [int(p.name) for p in (folder / "commits").iterdir() if p.name.isdigit()]
     except FileNotFoundError:

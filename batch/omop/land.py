@@ -25,7 +25,7 @@ from deltalake import write_deltalake
 import schemas
 from batch.omop import vocabulary
 from lambdalake import lake
-from lambdalake.config import Settings
+from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
 
@@ -143,12 +143,13 @@ def land(settings: Settings, source: str | Path, kind: str = "mimic") -> Landing
     if kind not in CHECKS:
         raise LambdalakeError(f"cannot land {kind!r}: known kinds are {', '.join(CHECKS)}")
     spec_for = CHECKS[kind](folder)
-    if "://" in settings.lake.root:
+    root = local_path(settings.lake.root)
+    if root is None:
         raise LambdalakeError("landing files into an object-store lake is not supported yet: "
                               "land into a local lake root (LAMBDALAKE_LAKE_ROOT)")
     now = dt.datetime.now(dt.timezone.utc)
     landing_id = now.strftime("%Y%m%dT%H%M%S%fZ")
-    target = Path(settings.lake.root) / "landing" / kind / landing_id
+    target = root / "landing" / kind / landing_id
     target.mkdir(parents=True)
     rows = []
     for path in _csv_files(folder):

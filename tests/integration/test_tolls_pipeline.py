@@ -1,7 +1,11 @@
 """The tolls pipeline on a real Kafka broker, real Spark + Delta and real DuckDB."""
 
 import datetime as dt
+import io
 import json
+import stat
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -195,3 +199,67 @@ def test_query_cli_prints_json_rows(pipeline, spark, capsys, monkeypatch, tmp_pa
     assert total == sum(e["amount"] for e in accepted)
     assert cli.main(["query", "select * from no_such_table"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    # with no SQL: the statements piped in, each result printed, an error in one line
+    monkeypatch.setattr("sys.stdin", io.StringIO(
+        "select count(*) as n\n  from landing.tolls_landing;\nselect * from nowhere;\n"))
+    assert cli.main(["query", "--format", "csv"]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["n", str(len(accepted))]
+    assert out[2].startswith("error: Catalog Error") and len(out) == 3
+
+
+PLAIN_DUCKDB_CLIENT = """
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SET TimeZone = 'UTC'")
+views = json.loads(sys.argv[2])
+result = {v: sorted(map(repr, con.execute(f"select * from {v}").fetchall())) for v in views}
+try:
+    con.execute("create table main.mine (x int)")
+    result["write"] = "allowed"
+except duckdb.Error as exc:
+    result["write"] = str(exc)
+result["imported"] = sorted(m for m in sys.modules if m.split(".")[0] in
+                            ("lambdalake", "serving", "deltalake", "pyspark"))
+print(json.dumps(result))
+"""
+
+
+def test_served_database_file_is_read_by_a_plain_duckdb_client(pipeline, spark, capsys,
+                                                                 monkeypatch, tmp_path):
+    from lambdalake import cli
+
+    settings = pipeline
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    accepted = wave(settings, 400, seed=51, start=now - dt.timedelta(hours=2),
+                    late_fraction=0.05, malformed_fraction=0.02, duplicate_fraction=0.03)
+    tolls_stream.run(spark, settings, until_idle=True)
+    tolls_reports.run(spark, settings)
+    accepted += wave(settings, 150, seed=52, start=now - dt.timedelta(minutes=40))
+    tolls_stream.run(spark, settings, until_idle=True)  # the merge needs both parts
+    serving = Serving(settings)
+    assert not differences(expected_reports(accepted), merged(serving))
+
+    database = tmp_path / "served" / "lake.duckdb"
+    (tmp_path / "empty.toml").write_text("")
+    monkeypatch.setenv("LAMBDALAKE_CONFIG", str(tmp_path / "empty.toml"))
+    monkeypatch.setenv("LAMBDALAKE_LAKE_ROOT", settings.lake.root)
+    capsys.readouterr()
+    assert cli.main(["serve", "--once", "--database", str(database)]) == 0
+    assert f"serve: wrote {database}" in capsys.readouterr().out
+    assert stat.S_IMODE(database.stat().st_mode) == 0o444
+
+    views = [*MERGED_VIEWS, "tolls_customer_spend_this_month", "landing.tolls_landing",
+             "speed.tolls_customer_spend_10m", "batch.cutover"]
+    client = subprocess.run([sys.executable, "-c", PLAIN_DUCKDB_CLIENT, str(database),
+                             json.dumps(views)], capture_output=True, text=True, check=True,
+                            cwd=tmp_path)
+    result = json.loads(client.stdout)
+    assert result.pop("imported") == []
+    assert "read-only" in result.pop("write")
+    for view in views:
+        rows = serving.con.execute(f"select * from {view}").fetchall()
+        assert result[view] == sorted(map(repr, rows)), view
+    assert len(result["landing.tolls_landing"]) == len(accepted)
+    serving.close()

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdalake.config import describe, load_settings
+from lambdalake.config import describe, load_settings, local_path
 from lambdalake.errors import LambdalakeError
 
 
@@ -64,3 +64,12 @@ def test_documented_config_file_matches_the_settings():
     for name, env, _value in describe(settings):
         assert name.split(".")[1] in documented, f"{name} is not documented"
         assert env in documented, f"{env} is not documented"
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("/data/lake", Path("/data/lake")), ("file:/data/lake", Path("/data/lake")),
+    ("file:///data/lake", Path("/data/lake")), ("s3a://bucket/lake", None),
+    ("abfss://c@account.dfs.core.windows.net/lake", None),
+])
+def test_local_path_of_a_location(location, expected):
+    assert local_path(location) == expected

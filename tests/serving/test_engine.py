@@ -22,3 +22,50 @@ def test_a_refresh_looks_at_a_table_only_when_it_exists_or_has_a_new_commit(tmp_
 
 def test_an_object_store_table_is_always_looked_at():
     assert _may_have_moved("s3://bucket/lake/landing/tolls_landing", None)
+
+
+def _landing_rows(ids, day):
+    """Rows of the landing table's Arrow schema: every column filled by its type."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import schemas
+
+    schema = schemas.arrow_schema("tolls_landing")
+    by_type = {pa.string(): "x", pa.int32(): 1, pa.int64(): 2, pa.date32(): day,
+               pa.timestamp("us", tz="UTC"): dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)}
+    rows = []
+    for i in ids:
+        row = {f.name: by_type.get(f.type, Decimal("1.25")) for f in schema}
+        row.update(transaction_id=f"t{i}", kafka_offset=i, ingest_date=day)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema)
+
+
+def test_snapshot_sql_reads_only_the_snapshots_files_with_partition_values(tmp_path):
+    import datetime as dt
+
+    import duckdb
+
+    from serving.engine import snapshot_sql
+
+    path = str(tmp_path / "tolls_landing")
+    write_deltalake(path, _landing_rows([1, 2], dt.date(2026, 12, 1)),
+                    partition_by=["ingest_date"])
+    write_deltalake(path, _landing_rows([3], dt.date(2026, 12, 2)), mode="append",
+                    partition_by=["ingest_date"])
+    handle = DeltaTable(path)
+    handle.delete("transaction_id = 't1'")  # rewrites a file; the old one stays on disk
+    handle = DeltaTable(path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    served = con.execute(snapshot_sql("tolls_landing", handle)).fetch_arrow_table()
+    delta = handle.to_pyarrow_table()
+    assert [(f.name, f.type) for f in served.schema] == [
+        (f.name, delta.schema.field(f.name).type) for f in served.schema]
+    assert sorted(served.to_pylist(), key=str) == sorted(handle.to_pyarrow_table().to_pylist(),
+                                                         key=str)
+    assert sorted(served.column("ingest_date").to_pylist()) == [dt.date(2026, 12, 1),
+                                                                 dt.date(2026, 12, 2)]
+    empty = con.execute(snapshot_sql("tolls_landing", None)).fetch_arrow_table()
+    assert empty.num_rows == 0 and empty.column_names == served.column_names
