@@ -158,6 +158,7 @@ class EtlRun:
     quarantined: dict[str, Counter[str]] = field(default_factory=dict)  # table -> rule -> rows
     quarantined_rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    docs_index: Path | None = None  # the Data Docs of this run's checks
 
 
 def _stage(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
@@ -226,7 +227,7 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
         staged[table] = _stage(spark, settings, table)
         spent[table] += time.monotonic() - t0
         say(f"staged {n}/{len(TABLES)} {table} ({spent[table]:.1f}s)")
-    validator = checks.Validator()
+    validator = checks.Validator(lake.docs_folder(settings))
     clean: dict[str, DataFrame] = {}
     for table in CHECK_ORDER:
         t0 = time.monotonic()
@@ -245,6 +246,10 @@ def run(spark: SparkSession, settings: Settings, announcer: Announcer | None = N
         spent[table] += time.monotonic() - t0
         say(f"checked {table}: {len(rules)} rules, "
             + (f"{len(failures)} rows quarantined" if failures else "all rows pass"))
+    t0 = time.monotonic()
+    result.docs_index = validator.build_docs()
+    if result.docs_index is not None:
+        say(f"data docs: {result.docs_index} ({time.monotonic() - t0:.1f}s)")
     loads = []
     for table in TABLES:
         t0 = time.monotonic()
@@ -302,7 +307,10 @@ def report(result: EtlRun) -> list[str]:
     for table, rules in result.quarantined.items():
         for rule, rows in sorted(rules.items()):
             lines.append(f"  quarantined: {table} {rows} rows broke {rule}")
+    lines.append(f"omop: Data Docs of the checks: {result.docs_index}" if result.docs_index
+                 else "omop: no Data Docs (the lake is not on a local filesystem)")
     return lines
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
@@ -29,6 +30,13 @@ def table_path(settings: Settings, name: str) -> str:
 def delta_uri(path: str) -> str:
     """The URI of a lake path for `deltalake` (delta-rs), which spells s3a:// as s3://."""
     return "s3://" + path[len("s3a://"):] if path.startswith("s3a://") else path
+
+
+def docs_folder(settings: Settings) -> Path | None:
+    """Where runs write their Great Expectations Data Docs: `<lake>/docs/` on a local lake
+    (None on an object store)."""
+    root = local_path(settings.lake.root)
+    return None if root is None else root / "docs"
 
 
 def checkpoint_path(settings: Settings, query: str) -> str:

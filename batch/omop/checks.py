@@ -11,13 +11,16 @@ From a table's spec come, as expectations:
 
 `validate` runs a suite against a Spark DataFrame and returns, for every failing row (by the
 row-id column the ETL adds while staging), the rules it broke, so the ETL can quarantine it.
+`build_docs` renders the suites and their results as Great Expectations Data Docs (HTML).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import great_expectations as gx
 from great_expectations.expectations import Expectation
@@ -107,16 +110,36 @@ def rules_for(spec: schemas.TableSpec, allowed: dict[str, list[object]],
     return rules
 
 
-class Validator:
-    """An ephemeral Great Expectations context validating Spark DataFrames."""
+DOCS_SITE = "lake_docs"
 
-    def __init__(self) -> None:
+
+class Validator:
+    """An ephemeral Great Expectations context validating Spark DataFrames; with `docs`, a
+    folder where `build_docs` writes the Data Docs of the suites it ran."""
+
+    def __init__(self, docs: Path | None = None) -> None:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_spark("omop_staging")
+        self.docs = docs
+        if docs is not None:
+            self.context.add_data_docs_site(DOCS_SITE, {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(docs)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+
+    def build_docs(self) -> Path | None:
+        """Render the Data Docs of the suites validated so far (an expectation page per suite
+        and a page per validation, linked from `index.html`) into the docs folder; return the
+        index's path (None without a docs folder)."""
+        if self.docs is None:
+            return None
+        self.context.build_data_docs(site_names=[DOCS_SITE])
+        return self.docs / "index.html"
 
     def validate(self, table: str, df: DataFrame, rules: list[Rule],
                  row_column: str) -> dict[object, list[str]]:
@@ -145,3 +168,8 @@ class Validator:
                 failures.setdefault(index[row_column], []).append(name)
         order = {rule.name: n for n, rule in enumerate(rules)}
         return {row: sorted(names, key=order.__getitem__) for row, names in failures.items()}
+
+
+def listed_suites(index: Path) -> set[str]:
+    """The suites a Data Docs index links an expectation page of."""
+    return set(re.findall(r"expectations/(\w+)\.html", index.read_text()))

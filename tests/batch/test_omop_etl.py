@@ -3,6 +3,8 @@ generated vocabulary: checks, quarantine, re-runs and failed runs. (The MIMIC-II
 CLI is in tests/integration/test_omop_demo.py.)"""
 
 import csv
+import re
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
@@ -64,6 +66,16 @@ def test_synthetic_run_checks_quarantines_and_reruns_identically(spark, settings
     recorder = Recorder()
     first = omop_etl.run(spark, settings, recorder)
     assert first.has_vocabulary
+    # the Data Docs of the checks: a page per suite and per validation, listed in the index
+    assert first.docs_index == Path(settings.lake.root) / "docs" / "index.html"
+    index = first.docs_index.read_text()
+    for table in omop_etl.CHECK_ORDER:
+        assert f"expectations/omop_{table}.html" in index, table
+        assert (first.docs_index.parent / "expectations" / f"omop_{table}.html").is_file()
+        assert f"validations/omop_{table}/" in index, table
+    failed = re.findall(r"validations/omop_(\w+)/[^']*', '_validation_success_text': 'Failed'",
+                        index)
+    assert set(failed) == {t for t, rows in first.quarantined_rows.items() if rows}
     serving = Serving(settings)
     q = serving.con.execute
     # what was published conforms, concept references included
