@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) scripts/check_python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@$(BIN)/python -m pip install --quiet -e '.[dev,bench,notebooks]'
 	@touch $(STAMP)
 
 # README command 1: the whole tolls pipeline end to end on the embedded defaults.

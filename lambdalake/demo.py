@@ -46,25 +46,6 @@ def merged_reports(serving: object) -> dict[str, set[tuple]]:
 
 
 CLINICAL_PATIENTS = 200
-COHORT_SQL = """
-with atrial_fibrillation as (
-    select distinct person_id
-    from omop.condition_occurrence
-    where condition_source_value = '42731'
-)
-select
-    person.gender_source_value as gender,
-    count(*) as persons,
-    round(avg(year(period.observation_period_start_date) - person.year_of_birth), 1)
-        as mean_age_at_first_visit,
-    count(death.person_id) as died
-from atrial_fibrillation
-join omop.person as person using (person_id)
-join omop.observation_period as period using (person_id)
-left join omop.death as death using (person_id)
-group by 1
-order by 1
-"""
 
 
 def _clinical(spark: object, settings: Settings, seed: int) -> str:
@@ -73,6 +54,7 @@ def _clinical(spark: object, settings: Settings, seed: int) -> str:
     from batch.omop import checks
     from batch.omop.land import land
     from lambdalake.generators import mimic
+    from serving import reports
     from serving.engine import Serving
     from serving.output import as_table
 
@@ -99,7 +81,7 @@ def _clinical(spark: object, settings: Settings, seed: int) -> str:
          "round(count(*) / count(distinct person_id), 1) as conditions_per_person "
          "from omop.condition_occurrence join omop.person as person using (person_id) "
          "group by 1 order by 1"),
-        ("Cohort: patients with atrial fibrillation (ICD-9 427.31)", COHORT_SQL),
+        ("Cohort: patients with atrial fibrillation (ICD-9 427.31)", reports.COHORT_SQL),
     ]:
         print(f"\n{title}:\n{as_table(serving.query(sql))}")
     serving.close()

@@ -1,37 +1,88 @@
-"""Notebooks hold no logic, but their code must run against a real lake."""
+"""The analyst notebooks, executed end to end in a real Jupyter kernel (nbclient) against a lake
+the test builds: no cell errors, and every plot cell shows a picture."""
 
-import ast
 import datetime as dt
 import json
 from pathlib import Path
 
-from lambdalake import topics
+import nbformat
+from nbclient import NotebookClient
+
+from batch import omop_etl, tolls_reports
+from batch.omop.land import land
+from lambdalake import customers, topics
 from lambdalake.generators import tolls
+from lambdalake.generators.mimic import generate
 from speed import tolls_stream
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def test_tolls_notebook_runs(kafka_broker, settings, spark, monkeypatch, tmp_path):
-    topics.ensure_topics(settings, settings.topics.tolls_events)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
-    tolls.produce(settings, tolls.toll_records(tolls.TollsOptions(count=50, seed=9, start=start)),
-                  progress=False)
-    tolls_stream.run(spark, settings, until_idle=True)
+def execute(name, settings, monkeypatch, tmp_path):
+    """Run notebook `name` on the test's lake (the kernel inherits the environment); return
+    its executed cells."""
     (tmp_path / "empty.toml").write_text("")
     monkeypatch.setenv("LAMBDALAKE_CONFIG", str(tmp_path / "empty.toml"))
     monkeypatch.setenv("LAMBDALAKE_LAKE_ROOT", settings.lake.root)
-    notebook = json.loads((NOTEBOOKS / "tolls_reports.ipynb").read_text())
-    namespace: dict = {}
-    results = []
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            tree = ast.parse("".join(cell["source"]))
-            last = tree.body.pop() if isinstance(tree.body[-1], ast.Expr) else None
-            exec(compile(tree, "cell", "exec"), namespace)  # noqa: S102
-            if last is not None:  # the value a notebook would display
-                results.append(eval(compile(ast.Expression(last.value), "cell", "eval"),
-                                    namespace))  # noqa: S307
-    frames = [r for r in results if r is not None]
-    assert len(frames) == 4
-    assert frames[1]["vehicle_count"].sum() == 50
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return [c for c in notebook.cells if c.cell_type == "code"]
+
+
+def assert_plotted(cells, plots):
+    """No cell failed, and each of the `plots` cells that call `serving.figures` shows a PNG."""
+    assert not [o for c in cells for o in c.outputs if o.output_type == "error"]
+    plotting = [c for c in cells if "figures." in c.source]
+    assert len(plotting) == plots
+    blank = [c.source for c in plotting
+             if not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert not blank
+
+
+def text_of(cell):
+    return "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "")
+                   for o in cell.outputs)
+
+
+def test_tolls_notebook_plots_every_report(kafka_broker, settings, spark, monkeypatch,
+                                            tmp_path):
+    topics.ensure_topics(settings, settings.topics.tolls_events)
+    customers.write_customers(settings, tolls.customers(20, 9))
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=50)
+    options = tolls.TollsOptions(count=400, seed=9, start=start, customers=20,
+                                 malformed_fraction=0.05, duplicate_fraction=0.05)
+    tolls.produce(settings, tolls.toll_records(options), progress=False)
+    tolls_stream.run(spark, settings, until_idle=True)
+    tolls_reports.run(spark, settings)
+
+    cells = execute("tolls_reports", settings, monkeypatch, tmp_path)
+    assert_plotted(cells, plots=5)
+    freshness = cells[-1]
+    assert freshness.source == "freshness"
+    assert text_of(freshness).count("tolls_") == 4  # one row per merged report
+
+
+def test_clinical_notebook_plots_the_cdm(spark, settings, monkeypatch, tmp_path):
+    folder = tmp_path / "mimic"
+    generate(folder, patients=12, seed=5)
+    land(settings, folder)
+    land(settings, folder / "vocabulary", "vocabulary")
+    run = omop_etl.run(spark, settings)
+
+    cells = execute("clinical_cohorts", settings, monkeypatch, tmp_path)
+    assert_plotted(cells, plots=5)
+    cohort = cells[-1]
+    assert cohort.source == "cohort"
+    assert "persons" in text_of(cohort)
+    assert run.row_counts["person"] == 12
+
+
+def test_committed_notebooks_carry_their_plots():
+    """They read well without running: each plot cell keeps the picture of a demo run."""
+    for name in ("tolls_reports", "clinical_cohorts"):
+        committed = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+        plots = [c for c in committed["cells"]
+                 if c["cell_type"] == "code" and "figures." in "".join(c["source"])]
+        assert plots and all(any("image/png" in o.get("data", {}) for o in c["outputs"])
+                             for c in plots), name

@@ -107,7 +107,8 @@ def test_malformed_record_is_quarantined_and_the_job_goes_on(pipeline, spark):
     assert tuple(progress) == (5, 3, 2)
 
 
-def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spark):
+def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spark, capsys,
+                                                                   monkeypatch, tmp_path):
     settings = pipeline
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     accepted = wave(settings, 3000, seed=21, start=now - dt.timedelta(hours=3),
@@ -149,6 +150,8 @@ def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spar
         "where c.view_name = 'tolls_customer_monthly_spend' "
         "and s.landing_version <= c.landing_version").fetchone()[0]
     assert covered > 0  # old speed rows are still there, and must not count
+    # the same merged views from the served database file, by a client without lambdalake
+    assert_served_file_matches(serving, settings, accepted, capsys, monkeypatch, tmp_path)
 
     # after a second batch run
     run2 = tolls_reports.run(spark, settings)
@@ -226,20 +229,10 @@ print(json.dumps(result))
 """
 
 
-def test_served_database_file_is_read_by_a_plain_duckdb_client(pipeline, spark, capsys,
-                                                                 monkeypatch, tmp_path):
+def assert_served_file_matches(serving, settings, accepted, capsys, monkeypatch, tmp_path):
+    """`lambdalake serve --once` writes a read-only file whose views a plain duckdb client (no
+    lambdalake, no Delta reader imported) reads exactly as `serving` does, and cannot write."""
     from lambdalake import cli
-
-    settings = pipeline
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    accepted = wave(settings, 400, seed=51, start=now - dt.timedelta(hours=2),
-                    late_fraction=0.05, malformed_fraction=0.02, duplicate_fraction=0.03)
-    tolls_stream.run(spark, settings, until_idle=True)
-    tolls_reports.run(spark, settings)
-    accepted += wave(settings, 150, seed=52, start=now - dt.timedelta(minutes=40))
-    tolls_stream.run(spark, settings, until_idle=True)  # the merge needs both parts
-    serving = Serving(settings)
-    assert not differences(expected_reports(accepted), merged(serving))
 
     database = tmp_path / "served" / "lake.duckdb"
     (tmp_path / "empty.toml").write_text("")
@@ -258,8 +251,8 @@ def test_served_database_file_is_read_by_a_plain_duckdb_client(pipeline, spark, 
     result = json.loads(client.stdout)
     assert result.pop("imported") == []
     assert "read-only" in result.pop("write")
+    serving.refresh()
     for view in views:
         rows = serving.con.execute(f"select * from {view}").fetchall()
         assert result[view] == sorted(map(repr, rows)), view
     assert len(result["landing.tolls_landing"]) == len(accepted)
-    serving.close()
