@@ -13,8 +13,9 @@ import pyarrow as pa
 
 from serving.engine import Serving
 
-# A quarantine reason without its details: `unknown plaza_id: P99` -> `unknown plaza_id`.
-_REASON_KIND = "regexp_replace(split_part(reason, ':', 1), ' transaction_id.*', '')"
+# The kind of a record's first quarantine reason: `unknown plaza_id: P99; ...` ->
+# `unknown plaza_id`, `duplicate: transaction_id T1 was already landed` -> `duplicate`.
+_REASON_KIND = "split_part(split_part(reason, '; ', 1), ': ', 1)"
 
 # ICD-9 427.31 as MIMIC-III writes it
 ATRIAL_FIBRILLATION = "42731"
@@ -74,7 +75,8 @@ def alerts_over_time(serving: Serving) -> pd.DataFrame:
 
 
 def quarantine_reasons(serving: Serving) -> pd.DataFrame:
-    """Quarantined records per kind of reason (duplicates included): reason, records."""
+    """Quarantined records per kind of their first reason (duplicates included): reason,
+    records."""
     return _frame(serving, f"select {_REASON_KIND} as reason, count(*) as records "
                            "from quarantine.tolls_quarantine group by 1 order by 2 desc, 1")
 
