@@ -231,34 +231,30 @@ def _console(settings: Settings, output: str) -> int:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from batch.schedule import parse_interval, run_schedule
-    from serving.engine import Serving
+    from serving.engine import ServedDatabase, Serving
 
     database = Path(args.database or settings.serving.database)
-    every = parse_interval(args.every or settings.serving.refresh_interval,
-                           "--every" if args.every else "serving.refresh_interval")
+    every_text = args.every or settings.serving.refresh_interval
+    every = parse_interval(every_text, "--every" if args.every else "serving.refresh_interval")
     serving = Serving(settings, copy_to_duckdb=False)
-    exported: list[tuple] = []
+    served = ServedDatabase(serving, database)
 
-    def export() -> str:
-        serving.refresh()
-        if exported and exported[-1] == serving.state():
-            return ""  # nothing moved: the file is as it was
-        report = serving.export(database)
-        exported.append(serving.state())
-        return report.summary()
+    def update() -> str:
+        report = served.update()
+        return "" if report is None else report.summary()  # nothing moved: no line
 
     try:
         if args.once:
-            print(f"serve: {export()}")
+            print(f"serve: {update()}")
             return 0
         print(f"serve: writing {database} for read-only DuckDB clients, looking for new "
-              f"commits every {args.every or settings.serving.refresh_interval} "
-              "(Ctrl-C or SIGTERM stops)", flush=True)
-        log = run_schedule([("refresh", export, every)], every, prefix="serve",
+              f"commits every {every_text} (Ctrl-C or SIGTERM stops)", flush=True)
+        log = run_schedule([("refresh", update, every)], every, prefix="serve",
                            log=lambda line: print(line, flush=True))
-        print(f"serve: stopped after {len(exported)} writes of {database}"
+        print(f"serve: stopped after {served.writes} writes of {database}"
               + (f", {log.failed} failed refreshes" if log.failed else ""))
     finally:
+        served.close()
         serving.close()
     return 0
 

@@ -315,3 +315,37 @@ class Serving:
     def close(self) -> None:
         """Close the DuckDB connection."""
         self.con.close()
+
+
+class ServedDatabase:
+    """The database file `lambdalake serve` keeps current: `update` writes it again when the
+    serving layer moved, and between writes this process holds the file open read-only, so
+    DuckDB's lock refuses any read-write open ("Conflicting lock is held") while read-only
+    clients open it freely."""
+
+    def __init__(self, serving: Serving, path: str | Path) -> None:
+        self.serving = serving
+        self.path = Path(path)
+        self.writes = 0
+        self._state: tuple | None = None
+        self._guard: duckdb.DuckDBPyConnection | None = None
+
+    def update(self) -> ExportReport | None:
+        """Refresh the serving layer; write the file if it moved since the last write (or was
+        never written); return what was written, or None."""
+        self.serving.refresh()
+        if self._state is not None and self._state == self.serving.state():
+            return None
+        report = self.serving.export(self.path)
+        self._state = self.serving.state()
+        self.writes += 1
+        if self._guard is not None:  # it holds the file this one replaced
+            self._guard.close()
+        self._guard = duckdb.connect(str(self.path), read_only=True)
+        return report
+
+    def close(self) -> None:
+        """Let go of the file (it stays, read-only)."""
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None

@@ -69,3 +69,49 @@ def test_snapshot_sql_reads_only_the_snapshots_files_with_partition_values(tmp_p
                                                                  dt.date(2026, 12, 2)]
     empty = con.execute(snapshot_sql("tolls_landing", None)).fetch_arrow_table()
     assert empty.num_rows == 0 and empty.column_names == served.column_names
+
+
+CLIENT = """
+import sys
+import duckdb
+try:
+    con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+    print(con.execute("select count(*) from reference.tolls_customers").fetchone()[0])
+except duckdb.Error as exc:
+    print(f"refused: {exc}")
+"""
+
+
+def _client(path, mode):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", CLIENT, str(path), mode], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_served_database_is_rewritten_when_a_table_moves_and_locked_against_writers(tmp_path):
+    from decimal import Decimal
+
+    from lambdalake.config import load_settings
+    from lambdalake.customers import write_customers
+    from serving.engine import ServedDatabase, Serving
+
+    settings = load_settings({"LAMBDALAKE_LAKE_ROOT": str(tmp_path / "lake")})
+    serving = Serving(settings, copy_to_duckdb=False)
+    served = ServedDatabase(serving, tmp_path / "served.duckdb")
+    try:
+        assert served.update() is not None  # the first write, of an empty lake
+        assert served.update() is None  # nothing moved: not written again
+        assert _client(served.path, "ro") == "0"
+        refused = _client(served.path, "rw")  # while served, a writer cannot open it
+        assert refused.startswith("refused:") and "lock" in refused.lower()
+
+        write_customers(settings, [{"customer_id": "C1", "name": "a",
+                                    "monthly_threshold": Decimal("10.00")}])
+        assert served.update() is not None and served.writes == 2
+        assert _client(served.path, "ro") == "1"
+        assert _client(served.path, "rw").startswith("refused:")
+    finally:
+        served.close()
+        serving.close()
