@@ -7,9 +7,10 @@ repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
 views are read at the Delta version their latest run published (`batch.runs`), and
 `batch.cutover` says which landing version each covers. The merged views (`serving/sql/*.sql`,
 one file per view) are in the main schema under the report names, with
-`tolls_customer_spend_this_month` and `tolls_report_freshness` over them. A table stored in a
-union table (the speed views and the streaming progress, all in `speed.tolls_speed_rows`) is a
-view of the union's rows of its `view_name`.
+`tolls_customer_spend_this_month` and `tolls_report_freshness` over them;
+`reference.tolls_customer_changes` audits the customers table from its change data feed. A table
+stored in a union table (the speed views and the streaming progress, all in
+`speed.tolls_speed_rows`) is a view of the union's rows of its `view_name`.
 
 `refresh()` is cheap when little changed: each table's handle stays open and is brought up to
 date incrementally (on a local lake only when a commit file for its next version exists), and
@@ -33,7 +34,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 import schemas
-from lambdalake import lake
+from lambdalake import customers, lake
 from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
@@ -41,6 +42,10 @@ MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
                 "tolls_plaza_revenue_30m", "tolls_daily_class_traffic")
 # Views over the merged views (also one SQL file each), created after them.
 DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts")
+# Audit views from a table's change data feed (one SQL file each): view -> its schema.
+AUDIT_VIEWS = {"tolls_customer_changes": "reference"}
+# The change feed and commits of the customers table, which the audit view reads.
+_FEED = {"reference._tolls_customers_feed": 0, "reference._tolls_customers_commits": 1}
 LAYERS = ("landing", "quarantine", "speed", "batch", "reference", "omop", "etl")
 
 
@@ -160,6 +165,12 @@ class Serving:
         self._registered: dict[str, int | None] = {}  # table -> version registered (None: empty)
         self._cutover: list[tuple] | None = None
         self._published: dict[str, DeltaTable] = {}  # batch view -> its published snapshot
+        self._feed: tuple[pa.Table, pa.Table] = customers.changes(None)
+        self._feed_version: int | None = None
+        for relation, n in _FEED.items():
+            source = "__arrow_" + relation.replace(".", "_")
+            self.con.register(source, self._feed[n])
+            self.con.execute(f"CREATE OR REPLACE VIEW {relation} AS SELECT * FROM {source}")
         for table in (*self._tables, *MERGED_VIEWS):
             self._register(table, None)
         for statement in self._member_views():
@@ -185,8 +196,22 @@ class Serving:
 
     @staticmethod
     def _merged_views() -> list[str]:
-        return [f"CREATE OR REPLACE VIEW main.{view} AS {render_view_sql(view)}"
-                for view in (*MERGED_VIEWS, *DERIVED_VIEWS)]
+        """The merged views, the views over them and the audit views."""
+        return [*(f"CREATE OR REPLACE VIEW main.{view} AS {render_view_sql(view)}"
+                  for view in (*MERGED_VIEWS, *DERIVED_VIEWS)),
+                *(f"CREATE OR REPLACE VIEW {schema}.{view} AS {render_view_sql(view)}"
+                  for view, schema in AUDIT_VIEWS.items())]
+
+    def _refresh_feed(self) -> None:
+        """Read the customers table's change feed again when the table moved."""
+        handle = self._handles.get(customers.TABLE)
+        version = None if handle is None else handle.version()
+        if version == self._feed_version:
+            return
+        self._feed = customers.changes(handle)
+        for relation, n in _FEED.items():
+            self.con.register("__arrow_" + relation.replace(".", "_"), self._feed[n])
+        self._feed_version = version
 
     def _latest(self, table: str) -> DeltaTable | None:
         """The table's latest snapshot: its open handle brought up to date, or a new one."""
@@ -250,6 +275,7 @@ class Serving:
         version; only what changed is registered again."""
         for table in self._tables:
             self._register(table, self._latest(table))
+        self._refresh_feed()
         published = self.con.execute(
             "SELECT view_name, arg_max(view_version, published_at), "
             "arg_max(landing_version, published_at) FROM batch.runs GROUP BY view_name"
@@ -269,7 +295,8 @@ class Serving:
     def state(self) -> tuple:
         """What the last `refresh` saw: each table's registered version and the cut-over (equal
         states serve the same rows)."""
-        return tuple(sorted(self._registered.items())), tuple(self._cutover or ())
+        return (tuple(sorted(self._registered.items())), tuple(self._cutover or ()),
+                self._feed_version)
 
     def export(self, path: str | Path) -> ExportReport:
         """Write the serving layer, as of the last `refresh`, as a DuckDB database file of
@@ -297,6 +324,10 @@ class Serving:
             for view in MERGED_VIEWS:
                 con.execute(f"CREATE VIEW {relation_name(view)} AS "
                             f"{snapshot_sql(view, self._published.get(view))}")
+            for relation, n in _FEED.items():  # small: copied into the file
+                con.register("__feed", self._feed[n])
+                con.execute(f"CREATE TABLE {relation} AS SELECT * FROM __feed")
+                con.unregister("__feed")
             for statement in (*self._member_views(), self._cutover_view(),
                               *self._merged_views()):
                 con.execute(statement)
@@ -306,7 +337,8 @@ class Serving:
         partial.chmod(0o444)
         os.replace(partial, target)
         return ExportReport(target, len(self._tables) + len(MERGED_VIEWS),
-                            len(MERGED_VIEWS) + len(DERIVED_VIEWS), time.monotonic() - began)
+                            len(MERGED_VIEWS) + len(DERIVED_VIEWS) + len(AUDIT_VIEWS),
+                            time.monotonic() - began)
 
     def query(self, sql: str) -> pa.Table:
         """Run SQL and return the result as an Arrow table."""
