@@ -3,7 +3,8 @@
 `toll_records` is pure and deterministic for its options (seed, start, ...); `produce` writes the
 records to Kafka with kafka-python. Fractions of late, out-of-order, duplicate and malformed
 records exercise the pipeline's guarantees; each record says what it is, so callers can compute the
-ground truth from the accepted events.
+ground truth from the accepted events. The stream and its faults are `generators.stream`'s,
+shared with the other domains; the toll events are this module's.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tqdm import tqdm
-
-from lambdalake import topics
 from lambdalake.config import Settings
+from lambdalake.generators import stream
+from lambdalake.generators.stream import ProduceReport, default_start
+
+# a toll record: the stream's record (`kind` event, duplicate or malformed; `event` the toll)
+TollRecord = stream.Record
+__all__ = ["ProduceReport", "TollRecord", "TollsOptions", "default_start", "produce",
+           "toll_records"]
 
 PLAZAS = tuple(f"P{n:02d}" for n in range(1, 13))
 CLASS_WEIGHTS = (60, 20, 10, 6, 4)
@@ -42,21 +46,6 @@ class TollsOptions:
     out_of_order_fraction: float = 0.0
     duplicate_fraction: float = 0.0
     malformed_fraction: float = 0.0
-
-
-@dataclass(frozen=True)
-class TollRecord:
-    """One Kafka record and what it is: `event` (accepted), `duplicate` or `malformed`."""
-
-    key: bytes | None
-    value: bytes
-    kind: str
-    event: dict | None = None
-
-
-def default_start(span: dt.timedelta) -> dt.datetime:
-    """Start of generated event times when none is given: `span` before now, whole seconds."""
-    return (dt.datetime.now(dt.timezone.utc) - span).replace(microsecond=0)
 
 
 def plazas() -> list[dict]:
@@ -108,97 +97,32 @@ def encode_event(event: dict, amount_as_string: bool = False) -> bytes:
     return json.dumps(wire, separators=(",", ":")).encode()
 
 
+# how a malformed toll event is broken, besides truncated or not UTF-8
+_BREAKS = (lambda e: e.pop("plaza_id"), lambda e: e.update(amount="twelve"),
+           lambda e: e.update(amount=-abs(e["amount"])),
+           lambda e: e.update(event_time="yesterday"), lambda e: e.update(vehicle_class=9))
+
+
 def _malformed(rng: random.Random, event: dict) -> bytes:
-    good = json.loads(encode_event(event))
-    kind = rng.randrange(7)
-    if kind == 0:
-        return encode_event(event)[:-7]  # truncated JSON
-    if kind == 1:
-        return b"\xff\xfe" + encode_event(event)  # not UTF-8
-    if kind == 2:
-        del good["plaza_id"]
-    elif kind == 3:
-        good["amount"] = "twelve"
-    elif kind == 4:
-        good["amount"] = -abs(good["amount"])
-    elif kind == 5:
-        good["event_time"] = "yesterday"
-    else:
-        good["vehicle_class"] = 9
-    return json.dumps(good).encode()
+    return stream.malformed(rng, encode_event(event), 7, _BREAKS)
 
 
 def toll_records(options: TollsOptions) -> Iterator[TollRecord]:
     """Generate the records, deterministic for the options."""
-    rng = random.Random(options.seed)
-    start = options.start or default_start(options.span)
-    step = options.span / max(options.count, 1)
-    landed: list[TollRecord] = []
-    held: list[TollRecord] = []
-    for index in range(options.count):
-        at = start + step * index
-        if rng.random() < options.late_fraction:
-            at -= options.max_lateness * rng.random()
-        event = _event(rng, at, options.customers)
-        roll = rng.random()
-        if roll < options.malformed_fraction:
-            yield TollRecord(None, _malformed(rng, event), "malformed")
-            continue
-        record = TollRecord(event["transaction_id"].encode(),
-                            encode_event(event, amount_as_string=rng.random() < 0.5),
-                            "event", event)
-        if rng.random() < options.out_of_order_fraction:
-            held.append(record)
-            continue
-        yield record
-        landed.append(record)
-        if held and rng.random() < 0.2:
-            yield from held
-            landed.extend(held)
-            held = []
-        if landed and rng.random() < options.duplicate_fraction:
-            again = landed[rng.randrange(len(landed))]
-            yield TollRecord(again.key, again.value, "duplicate", again.event)
-        if len(landed) > 10_000:
-            landed = landed[-5_000:]
-    yield from held
-
-
-@dataclass(frozen=True)
-class ProduceReport:
-    """What `produce` sent."""
-
-    sent: int
-    events: list[dict]
-    seconds: float
+    domain = stream.Domain(
+        event=lambda rng, at: _event(rng, at, options.customers),
+        encode=lambda rng, event: encode_event(event, amount_as_string=rng.random() < 0.5),
+        malform=_malformed, key=lambda event: event["transaction_id"].encode())
+    faults = stream.Faults(options.late_fraction, options.max_lateness,
+                           options.out_of_order_fraction, options.duplicate_fraction,
+                           options.malformed_fraction)
+    return stream.records(domain, options.count, options.seed, options.start, options.span,
+                          faults)
 
 
 def produce(settings: Settings, records: Iterable[TollRecord], total: int | None = None,
             rate: float | None = None, topic: str | None = None,
             progress: bool = True) -> ProduceReport:
     """Send records to the tolls topic (at `rate` records/s if given) and wait for every ack."""
-    topic = topic or settings.topics.tolls_events
-    topics.ensure_topics(settings, topic)
-    producer = topics.producer(settings)
-    events: list[dict] = []
-    started = time.monotonic()
-    sent = 0
-    bar = tqdm(total=total, unit="ev", desc=f"producing to {topic}", disable=not progress,
-               mininterval=0.5)
-    try:
-        for record in records:
-            if rate:
-                wait = started + sent / rate - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            producer.send(topic, key=record.key, value=record.value)
-            if record.kind == "event":
-                events.append(record.event)
-            sent += 1
-            bar.update(1)
-        producer.flush()
-    finally:
-        bar.close()
-        producer.close()
-    return ProduceReport(sent, events, time.monotonic() - started)
-
+    return stream.produce(settings, records, topic or settings.topics.tolls_events, total,
+                          rate, progress)
