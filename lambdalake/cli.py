@@ -231,8 +231,9 @@ def _console(settings: Settings, output: str) -> int:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from batch.schedule import parse_interval, run_schedule
-    from serving.engine import ServedDatabase, Serving
+    from serving.engine import ServedDatabase, Serving, require_local_lake
 
+    require_local_lake(settings)
     database = Path(args.database or settings.serving.database)
     every_text = args.every or settings.serving.refresh_interval
     every = parse_interval(every_text, "--every" if args.every else "serving.refresh_interval")
@@ -244,11 +245,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return "" if report is None else report.summary()  # nothing moved: no line
 
     try:
+        print(f"serve: {update()}", flush=True)  # a bad setting fails here, in one line
         if args.once:
-            print(f"serve: {update()}")
             return 0
-        print(f"serve: writing {database} for read-only DuckDB clients, looking for new "
-              f"commits every {every_text} (Ctrl-C or SIGTERM stops)", flush=True)
+        print(f"serve: keeping {database} current for read-only DuckDB clients, looking for "
+              f"new commits every {every_text} (Ctrl-C or SIGTERM stops)", flush=True)
         log = run_schedule([("refresh", update, every)], every, prefix="serve",
                            log=lambda line: print(line, flush=True))
         print(f"serve: stopped after {served.writes} writes of {database}"

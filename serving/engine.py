@@ -22,6 +22,7 @@ and the speed rows are copied into DuckDB tables (`<layer>._copy_of_<table>`, be
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -61,6 +62,20 @@ def _open(path: str, version: int | None = None) -> DeltaTable | None:
         return DeltaTable(lake.delta_uri(path), version=version)
     except TableNotFoundError:
         return None
+    except OSError as exc:  # unreachable storage, missing credentials: one line
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # delta-rs colours its causes
+        reasons = " / ".join(line.strip().lstrip("↳").strip() for line in plain.splitlines()
+                             if line.strip())
+        raise LambdalakeError(f"cannot read the table at {path}: {reasons[:300]}") from None
+
+
+def require_local_lake(settings: Settings) -> None:
+    """Fail in one line unless the lake is on a local filesystem (a served database file's
+    views name the lake's files by path)."""
+    if local_path(settings.lake.root) is None:
+        raise LambdalakeError("a served database file needs a local lake: its views read the "
+                              f"lake's Parquet files by path (lake.root is "
+                              f"{settings.lake.root})")
 
 
 def _may_have_moved(path: str, handle: DeltaTable | None) -> bool:
@@ -306,10 +321,7 @@ class Serving:
         have the old file open keep it, and it is left read-only (mode 0444). Local lakes only:
         the views name the lake's files by their paths."""
         began = time.monotonic()
-        if local_path(self.settings.lake.root) is None:
-            raise LambdalakeError("a served database file needs a local lake: its views read "
-                                  "the lake's Parquet files by path "
-                                  f"(lake.root is {self.settings.lake.root})")
+        require_local_lake(self.settings)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

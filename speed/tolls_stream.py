@@ -197,10 +197,10 @@ class TollsBatchProcessor:
 
     def _write(self, data: DataFrame | pa.Table | list[dict], name: str, tag: str,
                clock: PhaseClock, rows: int = 0) -> Future:
-        """Append `data` (a frame, an Arrow table, or rows as dicts) to table `name` in one
-        commit tagged `tag`, in a writer thread: by delta-rs from the driver (a frame collected
-        as Arrow) when `_driver_commit(name, rows)`, else by Spark. The future's result is the
-        rows written as Arrow when delta-rs wrote them, else None."""
+        """Append `data` (a frame, rows as dicts, or, when delta-rs commits, an Arrow table) to
+        table `name` in one commit tagged `tag`, in a writer thread: by delta-rs from the driver
+        (a frame collected as Arrow) when `_driver_commit(name, rows)`, else by Spark. The
+        future's result is the rows written as Arrow when delta-rs wrote them, else None."""
         if self._driver_commit(name, rows):
             log, schema = self.logs[name], schemas.arrow_schema(name)
             partition_by = schemas.load(name).partition_by
@@ -212,9 +212,10 @@ class TollsBatchProcessor:
                 log.append(table, tag, partition_by)
                 return table
         else:
-            frame = (data if isinstance(data, DataFrame) else self.spark.createDataFrame(
-                data if isinstance(data, list) else data.to_pylist(),
-                schemas.spark_schema(name)))
+            if isinstance(data, pa.Table):  # decided with the same `_driver_commit` call
+                raise TypeError(f"an Arrow table for {name}, but Spark commits this write")
+            frame = (data if isinstance(data, DataFrame) else
+                     self.spark.createDataFrame(data, schemas.spark_schema(name)))
 
             def work() -> None:
                 lake.write_tagged(frame, self.paths[name], "append", tag)
