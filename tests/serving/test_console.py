@@ -41,3 +41,45 @@ def test_tables_command_lists_relations_but_not_internal_ones(con):
     rows = con.execute(TABLES_SQL).fetchall()
     assert ("speed", "t", "base table") in rows
     assert all(not name.startswith("_") for _, name, _ in rows)
+
+
+def test_prompt_on_a_terminal_takes_multi_line_statements_and_keeps_a_history(tmp_path):
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    env = {**os.environ, "LAMBDALAKE_LAKE_ROOT": str(tmp_path / "lake"),
+           "LAMBDALAKE_STATE_DIR": str(tmp_path / "state"),
+           "LAMBDALAKE_CONFIG": str(tmp_path / "empty.toml"), "TERM": "dumb"}
+    (tmp_path / "empty.toml").write_text("")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `lambdalake query` on a terminal
+        os.execve(sys.executable, [sys.executable, "-m", "lambdalake.cli", "query"], env)
+
+    def read_until(marker, timeout=60):
+        out, end = b"", time.monotonic() + timeout
+        while marker not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        return out.decode(errors="replace")
+
+    try:
+        assert "lambdalake> " in read_until(b"lambdalake> ")
+        os.write(fd, b"select 40 + 2\n")
+        assert "...> " in read_until(b"...> ")  # the statement goes on
+        os.write(fd, b"  as answer;\n")
+        shown = read_until(b"lambdalake> ")
+        assert "answer" in shown and "42" in shown and "(1 row)" in shown
+        os.write(fd, b"\x04")  # Ctrl-D leaves
+        read_until(b"\x00", timeout=10)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    history = (tmp_path / "state" / "query_history").read_text().splitlines()
+    assert history[-2:] == ["select 40 + 2", "  as answer;"]
