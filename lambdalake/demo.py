@@ -216,6 +216,11 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
             ("Alerts of C00007 (the second one follows the threshold change)",
              "select customer_id, month, threshold, spend, event_time, alerted_at "
              "from tolls_alerts where customer_id = 'C00007' order by alerted_at"),
+            ("C00007's threshold changes, from the customers table's change data feed",
+             "select customer_id, change_type, old_monthly_threshold, new_monthly_threshold, "
+             "date_trunc('second', changed_at) as changed_at "
+             "from reference.tolls_customer_changes where customer_id = 'C00007' "
+             "order by customer_version"),
             ("How fresh each report is",
              "select report, batch_cutover_landing_version as batch_cutover, "
              "batch_event_count, speed_landing_version as speed_through, "
