@@ -16,6 +16,7 @@ from lambdalake import lake
 from lambdalake.generators.mimic import generate
 from serving.engine import Serving
 from tests.batch.omop.conformance import violations
+from tests.integration.test_notebooks import assert_plotted, execute, text_of
 
 
 class Recorder:
@@ -108,6 +109,11 @@ def test_synthetic_run_checks_quarantines_and_reruns_identically(spark, settings
     assert {m["table_name"]: m["delta_version"] for m in recorder.messages} == versions(settings)
     assert {m["table_name"]: m["row_count"] for m in recorder.messages} == first.row_counts
     serving.close()
+
+    # the clinical notebook runs end to end on this CDM (tests/integration/test_notebooks.py)
+    cells = execute("clinical_cohorts", settings, monkeypatch, tmp_path)
+    assert_plotted(cells, plots=5)
+    assert cells[-1].source == "cohort" and "persons" in text_of(cells[-1])
 
     # a run that fails midway publishes nothing: every table stays at its last good version
     before = versions(settings)

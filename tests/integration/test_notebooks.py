@@ -1,5 +1,7 @@
 """The analyst notebooks, executed end to end in a real Jupyter kernel (nbclient) against a lake
-the test builds: no cell errors, and every plot cell shows a picture."""
+the test builds: no cell errors, and every plot cell shows a picture. The clinical notebook runs
+in `tests/batch/test_omop_etl.py`, on the CDM that test's ETL publishes (an ETL run is the
+slowest thing to build, and CI time is limited)."""
 
 import datetime as dt
 import json
@@ -8,11 +10,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from batch import omop_etl, tolls_reports
-from batch.omop.land import land
+from batch import tolls_reports
 from lambdalake import customers, topics
 from lambdalake.generators import tolls
-from lambdalake.generators.mimic import generate
 from speed import tolls_stream
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -61,21 +61,6 @@ def test_tolls_notebook_plots_every_report(kafka_broker, settings, spark, monkey
     freshness = cells[-1]
     assert freshness.source == "freshness"
     assert text_of(freshness).count("tolls_") == 4  # one row per merged report
-
-
-def test_clinical_notebook_plots_the_cdm(spark, settings, monkeypatch, tmp_path):
-    folder = tmp_path / "mimic"
-    generate(folder, patients=12, seed=5)
-    land(settings, folder)
-    land(settings, folder / "vocabulary", "vocabulary")
-    run = omop_etl.run(spark, settings)
-
-    cells = execute("clinical_cohorts", settings, monkeypatch, tmp_path)
-    assert_plotted(cells, plots=5)
-    cohort = cells[-1]
-    assert cohort.source == "cohort"
-    assert "persons" in text_of(cohort)
-    assert run.row_counts["person"] == 12
 
 
 def test_committed_notebooks_carry_their_plots():
