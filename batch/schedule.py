@@ -38,14 +38,16 @@ class ScheduleLog:
 def run_schedule(jobs: Sequence[tuple[str, Callable[[], str], float]], every_s: float,
                  max_ticks: int | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] = print, prefix: str = "batch") -> ScheduleLog:
+                 log: Callable[[str], None] = print, prefix: str = "batch",
+                 on_failure: str = "the last published views stay") -> ScheduleLog:
     """Run `jobs` (name, function returning a summary, interval) on ticks `every_s` apart.
 
     A job runs on the first tick, then on the first tick due at least its interval after the
     last tick it succeeded on (with an interval of `every_s`: every tick; `1d`: once a day); a
     failed run is retried at the next tick. Stops after `max_ticks` ticks, or on SIGTERM/SIGINT
     once the current run has finished. Each run is logged as `<prefix>: <name>: <summary>`;
-    a run whose summary is empty (nothing to say) is not logged.
+    a run whose summary is empty (nothing to say) is not logged; a failed one as
+    `... run FAILED after 1.2s: <error>; <on_failure>; retrying at the next tick`.
     """
     last_tick: dict[str, float] = {}  # job -> when the tick it last succeeded on was due
     result = ScheduleLog()
@@ -73,8 +75,8 @@ def run_schedule(jobs: Sequence[tuple[str, Callable[[], str], float]], every_s: 
                 except Exception as exc:  # noqa: BLE001 (any failure: log, keep serving, retry)
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     line = (f"{prefix}: {name}: run FAILED after {clock() - began:.1f}s: "
-                            f"{type(exc).__name__}: {first[:300]}; the last published views "
-                            "stay; retrying at the next tick")
+                            f"{type(exc).__name__}: {first[:300]}; {on_failure}; "
+                            "retrying at the next tick")
                     result.failed += 1
                 if line:
                     result.lines.append(line)

@@ -251,7 +251,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"serve: keeping {database} current for read-only DuckDB clients, looking for "
               f"new commits every {every_text} (Ctrl-C or SIGTERM stops)", flush=True)
         log = run_schedule([("refresh", update, every)], every, prefix="serve",
-                           log=lambda line: print(line, flush=True))
+                           log=lambda line: print(line, flush=True),
+                           on_failure=f"the last written {database.name} stays")
         print(f"serve: stopped after {served.writes} writes of {database}"
               + (f", {log.failed} failed refreshes" if log.failed else ""))
     finally:

@@ -69,13 +69,24 @@ def _open(path: str, version: int | None = None) -> DeltaTable | None:
         raise LambdalakeError(f"cannot read the table at {path}: {reasons[:300]}") from None
 
 
-def require_local_lake(settings: Settings) -> None:
-    """Fail in one line unless the lake is on a local filesystem (a served database file's
-    views name the lake's files by path)."""
-    if local_path(settings.lake.root) is None:
+def _local_folder(uri: str, what: str) -> Path:
+    """The local folder of `uri`; one line unless it is on a local filesystem (a served
+    database file's views name the lake's files by path)."""
+    folder = local_path(uri)
+    if folder is None:
         raise LambdalakeError("a served database file needs a local lake: its views read the "
-                              f"lake's Parquet files by path (lake.root is "
-                              f"{settings.lake.root})")
+                              f"lake's Parquet files by path ({what} is {uri})")
+    return folder
+
+
+def require_local_lake(settings: Settings) -> None:
+    """Fail in one line unless the lake is on a local filesystem."""
+    _local_folder(settings.lake.root, "lake.root")
+
+
+def _arrow_source(relation: str) -> str:
+    """Name under which the Arrow data behind `relation` is registered in DuckDB."""
+    return "__arrow_" + relation.replace(".", "_")
 
 
 def _may_have_moved(path: str, handle: DeltaTable | None) -> bool:
@@ -119,10 +130,7 @@ def snapshot_sql(table: str, handle: DeltaTable | None) -> str:
     if not fragments:
         nulls = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in types.items())
         return f"SELECT {nulls} WHERE false"
-    root = local_path(handle.table_uri)
-    if root is None:
-        raise LambdalakeError(f"{table} is not on a local filesystem ({handle.table_uri}): a "
-                              "served database file names the files of local lakes only")
+    root = _local_folder(handle.table_uri, f"{table}'s location")
     groups: dict[tuple, list[str]] = {}
     for fragment in fragments:  # paths relative to the table's folder
         keys = pads.get_partition_keys(fragment.partition_expression)
@@ -181,9 +189,8 @@ class Serving:
         self._cutover: list[tuple] | None = None
         self._published: dict[str, DeltaTable] = {}  # batch view -> its published snapshot
         self._feed: tuple[pa.Table, pa.Table] = customers.changes(None)
-        self._feed_version: int | None = None
         for relation, n in _FEED.items():
-            source = "__arrow_" + relation.replace(".", "_")
+            source = _arrow_source(relation)
             self.con.register(source, self._feed[n])
             self.con.execute(f"CREATE OR REPLACE VIEW {relation} AS SELECT * FROM {source}")
         for table in (*self._tables, *MERGED_VIEWS):
@@ -218,15 +225,10 @@ class Serving:
                   for view, schema in AUDIT_VIEWS.items())]
 
     def _refresh_feed(self) -> None:
-        """Read the customers table's change feed again when the table moved."""
-        handle = self._handles.get(customers.TABLE)
-        version = None if handle is None else handle.version()
-        if version == self._feed_version:
-            return
-        self._feed = customers.changes(handle)
+        """Read the customers table's change feed again (after the table moved)."""
+        self._feed = customers.changes(self._handles.get(customers.TABLE))
         for relation, n in _FEED.items():
-            self.con.register("__arrow_" + relation.replace(".", "_"), self._feed[n])
-        self._feed_version = version
+            self.con.register(_arrow_source(relation), self._feed[n])
 
     def _latest(self, table: str) -> DeltaTable | None:
         """The table's latest snapshot: its open handle brought up to date, or a new one."""
@@ -256,7 +258,7 @@ class Serving:
             source = name.replace(".", "._copy_of_")
             self._copy_new_files(table, source, data)
         else:
-            source = "__arrow_" + name.replace(".", "_")
+            source = _arrow_source(name)
             self.con.register(source, data)
         if table not in self._registered:
             self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
@@ -288,9 +290,11 @@ class Serving:
     def refresh(self) -> None:
         """Bring every table to its latest snapshot and each batch view to its published
         version; only what changed is registered again."""
+        feed_read_at = self._registered.get(customers.TABLE)
         for table in self._tables:
             self._register(table, self._latest(table))
-        self._refresh_feed()
+        if self._registered.get(customers.TABLE) != feed_read_at:
+            self._refresh_feed()
         published = self.con.execute(
             "SELECT view_name, arg_max(view_version, published_at), "
             "arg_max(landing_version, published_at) FROM batch.runs GROUP BY view_name"
@@ -310,8 +314,7 @@ class Serving:
     def state(self) -> tuple:
         """What the last `refresh` saw: each table's registered version and the cut-over (equal
         states serve the same rows)."""
-        return (tuple(sorted(self._registered.items())), tuple(self._cutover or ()),
-                self._feed_version)
+        return tuple(sorted(self._registered.items())), tuple(self._cutover or ())
 
     def export(self, path: str | Path) -> ExportReport:
         """Write the serving layer, as of the last `refresh`, as a DuckDB database file of
