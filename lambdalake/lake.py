@@ -132,7 +132,8 @@ def repair_half_created(spark: SparkSession, path: str) -> bool:
 
 def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
     """Create table `name` empty with its spec's schema if it does not exist; return its path.
-    A half-created table (its creation killed before the first commit) is created again."""
+    A half-created table (its creation killed before the first commit) is created again, and a
+    table created before its spec gained a column gets it (`add_missing_columns`)."""
     path = table_path(settings, name)
     spec = schemas.load(name)
 
@@ -150,7 +151,29 @@ def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
         if not repair_half_created(spark, path):
             raise
         create()
+    add_missing_columns(spark, path, name)
     return path
+
+
+def add_missing_columns(spark: SparkSession, path: str, name: str) -> list[str]:
+    """Add to the Delta table at `path` the columns its spec has and it lacks (an additive
+    change of the spec: rows written before it read as null there); return their names. A
+    missing column the spec requires cannot be added that way: one line saying so."""
+    present = {f.name for f in spark.read.format("delta").load(path).schema}
+    missing = [c for c in schemas.load(name).columns if c.name not in present]
+    if not missing:
+        return []
+    required = [c.name for c in missing if c.required]
+    if required:
+        raise LambdalakeError(f"table {name} at {path} lacks the required column(s) "
+                              f"{', '.join(required)} of its spec: rows written before they "
+                              "existed have no value for them; rebuild the table")
+    spark_types = {f.name: f.dataType.simpleString() for f in schemas.spark_schema(name)}
+    columns = ", ".join(f"`{c.name}` {spark_types[c.name]}" for c in missing)
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+    print(f"lake: {name}: added column(s) {', '.join(c.name for c in missing)} (new in its "
+          "spec; null in the rows written before)", flush=True)
+    return [c.name for c in missing]
 
 
 def write_tagged(df: DataFrame, path: str, mode: str, tag: str) -> None:

@@ -151,17 +151,18 @@ def _job(settings: Settings, report: Report) -> bool:
 def _progress(serving, report: Report, now: dt.datetime, running: bool) -> None:  # noqa: ANN001
     last = serving.con.execute(
         "select ingest_batch_id, processed_at, read_count, landed_count, quarantined_count, "
-        "duplicate_count, landing_version from speed.tolls_stream_progress "
+        "duplicate_count, landing_version, processing_seconds from speed.tolls_stream_progress "
         "order by processed_at desc limit 1").fetchone()
     if last is None:
         report.add("last micro-batch", "none yet")
         return
-    batch_id, at, read, landed, quarantined, duplicates, version = last
+    batch_id, at, read, landed, quarantined, duplicates, version, seconds = last
     at = _utc(at)
     report.add("last micro-batch", f"{batch_id} at {_stamp(at)} ({_ago(at, now)}): read "
                                    f"{read:,}, landed {landed:,}, quarantined {quarantined:,}, "
                                    f"duplicates {duplicates:,}"
-               + (f" (landing v{version})" if version is not None else ""))
+               + (f" (landing v{version})" if version is not None else "")
+               + (f" in {seconds:.1f}s" if seconds is not None else ""))
     totals = serving.con.execute(
         "select count(*), sum(read_count), sum(landed_count), sum(quarantined_count), "
         "sum(duplicate_count) from speed.tolls_stream_progress").fetchone()

@@ -121,26 +121,32 @@ def _sql_literal(value: object, duckdb_type: str) -> str:
 def snapshot_sql(table: str, handle: DeltaTable | None) -> str:
     """A SELECT of a Delta snapshot's rows straight from its Parquet files, in the spec's
     columns and DuckDB types: only the snapshot's files are listed (never files Delta has
-    removed), and partition columns, which Delta keeps out of the files, become literals. It
-    needs no Delta reader, so any DuckDB client can run it (`Serving.export`)."""
+    removed), partition columns, which Delta keeps out of the files, become literals, and a
+    column that files written before it existed lack reads as null. It needs no Delta reader,
+    so any DuckDB client can run it (`Serving.export`)."""
     spec = schemas.load(table)
     types = {c.name: schemas.duckdb_type(c.type) for c in spec.columns}
     columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
     fragments = [] if handle is None else list(handle.to_pyarrow_dataset().get_fragments())
+    nulls = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in types.items())
     if not fragments:
-        nulls = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in types.items())
         return f"SELECT {nulls} WHERE false"
     root = _local_folder(handle.table_uri, f"{table}'s location")
     groups: dict[tuple, list[str]] = {}
     for fragment in fragments:  # paths relative to the table's folder
-        keys = pads.get_partition_keys(fragment.partition_expression)
+        # the partition values (delta-rs's expression also says which columns are all null)
+        keys = {k: v for k, v in pads.get_partition_keys(fragment.partition_expression).items()
+                if k in spec.partition_by}
         groups.setdefault(tuple(sorted(keys.items())), []).append(str(root / fragment.path))
     parts = []
     for keys, files in groups.items():
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         literals = "".join(f', {_sql_literal(v, types[k])} AS "{k}"' for k, v in keys)
-        parts.append(f"SELECT *{literals} "
-                     f"FROM read_parquet([{listed}], hive_partitioning = false)")
+        parts.append(f"SELECT *{literals} FROM read_parquet([{listed}], "
+                     "hive_partitioning = false, union_by_name = true)")
+    # the empty row set of every column comes first: files written before a column was added
+    # to the table (`lake.add_missing_columns`) lack it, and read as null there
+    parts.insert(0, f"SELECT {nulls} WHERE false")
     return f"SELECT {columns} FROM ({' UNION ALL BY NAME '.join(parts)})"
 
 

@@ -98,8 +98,8 @@ def quarantine_reasons(report: pd.DataFrame) -> Figure:
 
 
 def pipeline_health(batches: pd.DataFrame, freshness: pd.DataFrame) -> Figure:
-    """Three panels: records per micro-batch and the seconds between micro-batches; how long
-    events waited in Kafka per micro-batch; how old each report's batch and speed parts are."""
+    """Three panels: records and duration of each micro-batch; how long events waited in
+    Kafka per micro-batch; how old each report's batch and speed parts are."""
     figure, (records, waits, ages) = _figure((14, 4), columns=3)
     if batches.empty:
         _empty(records, "Records per micro-batch")
@@ -111,10 +111,10 @@ def pipeline_health(batches: pd.DataFrame, freshness: pd.DataFrame) -> Figure:
                     bottom=batches["landed_count"], label="quarantined + duplicates",
                     color="tab:red")
         records.set(title="Records per micro-batch", xlabel="micro-batch", ylabel="records")
-        between = records.twinx()
-        between.plot(ids, batches["seconds_since_previous"], color="black", marker=".",
-                     label="seconds since the previous")
-        between.set_ylabel("seconds since the previous micro-batch")
+        duration = records.twinx()
+        duration.plot(ids, batches["processing_seconds"].astype(float), color="black",
+                      marker=".")
+        duration.set_ylabel("duration, seconds (line)")
         records.legend(loc="upper left", fontsize="small")
         waits.plot(ids, batches["kafka_wait_p50_seconds"], marker=".", label="p50")
         waits.plot(ids, batches["kafka_wait_max_seconds"], marker=".", label="max")

@@ -82,13 +82,14 @@ def quarantine_reasons(serving: Serving) -> pd.DataFrame:
 
 
 def micro_batches(serving: Serving) -> pd.DataFrame:
-    """One row per micro-batch of the streaming job: where its records went, when it finished,
-    the seconds since the one before (its duration, under load), and how long its events had
-    waited in Kafka (p50 and max of ingested_at - Kafka timestamp)."""
+    """One row per micro-batch of the streaming job: where its records went, when it began,
+    how long it took (`processing_seconds`: until its speed rows were ready to commit; null for
+    micro-batches of a job older than the column), the seconds since the one before began, and
+    how long its events had waited in Kafka (p50 and max of ingested_at - Kafka timestamp)."""
     return _frame(serving, """
         with progress as (
-            select ingest_batch_id, processed_at, read_count, landed_count,
-                   quarantined_count, duplicate_count, landing_version
+            select ingest_batch_id, processed_at, processing_seconds, read_count,
+                   landed_count, quarantined_count, duplicate_count, landing_version
             from speed.tolls_stream_progress
         ),
         waits as (

@@ -303,7 +303,8 @@ class TollsBatchProcessor:
             if SPEED_ROWS not in done:
                 writes.append(self._write(
                     self._speed_rows(partials, partial_rows, batch_id, counts, landing_version,
-                                     now, speed_rows_as_arrow), SPEED_ROWS, tag, clock,
+                                     now, clock.elapsed(), speed_rows_as_arrow), SPEED_ROWS,
+                    tag, clock,
                     landed + 1))
             sent = 0
             if landed:
@@ -418,14 +419,15 @@ class TollsBatchProcessor:
 
     def _speed_rows(self, partials: DataFrame | None, partial_rows: pa.Table | None,
                     batch_id: int, counts: dict[str, int], landing_version: int | None,
-                    now: dt.datetime, as_arrow: bool) -> DataFrame | pa.Table:
+                    now: dt.datetime, seconds: float, as_arrow: bool) -> DataFrame | pa.Table:
         """The micro-batch's rows of SPEED_ROWS: its partial rows (`partials`, also collected
-        as `partial_rows`) with their landing version, and its progress row; an Arrow table
-        when delta-rs commits them (`as_arrow`), else a frame for Spark."""
+        as `partial_rows`) with their landing version, and its progress row (begun at `now`,
+        `seconds` ago); an Arrow table when delta-rs commits them (`as_arrow`), else a frame
+        for Spark."""
         progress = dict(zip(schemas.spark_schema(PROGRESS).names, (
             batch_id, sum(counts.values()), counts.get("landed", 0),
-            counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now),
-            strict=True))
+            counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now,
+            round(seconds, 3)), strict=True))
         if not as_arrow:
             rows = (self.spark.createDataFrame([progress], schemas.spark_schema(PROGRESS))
                     .transform(as_union_rows(PROGRESS)))

@@ -67,6 +67,7 @@ def test_status_shows_the_running_job_its_progress_and_lag_then_its_death(
             f"{settings.topics.tolls_events}: 0 records behind (p0 0, p1 0;")
         assert line(screen, "batch cut-over").startswith("no batch run published yet")
         assert line(screen, "gaps") == "none recorded"
+        assert re.search(r"\(landing v\d+\) in \d+\.\ds$", line(screen, "last micro-batch"))
         assert code == 1  # no batch run yet: attention
 
         # more records than the job has read: the lag says so while it is stopped

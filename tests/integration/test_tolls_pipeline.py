@@ -105,6 +105,10 @@ def test_malformed_record_is_quarantined_and_the_job_goes_on(pipeline, spark):
     progress = read_table(spark, settings, "tolls_stream_progress").agg(
         F.sum("read_count"), F.sum("landed_count"), F.sum("quarantined_count")).first()
     assert tuple(progress) == (5, 3, 2)
+    # the last micro-batch's duration, up to its speed rows: within its wall time
+    last = read_table(spark, settings, "tolls_stream_progress").orderBy(
+        F.desc("ingest_batch_id")).first()
+    assert 0 < last.processing_seconds <= totals.seconds[-1]
 
 
 def test_views_are_right_and_the_merge_is_exact_around_batch_runs(pipeline, spark, capsys,

@@ -5,11 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from lambdalake import lake
 from lambdalake.config import Settings
+from lambdalake.errors import LambdalakeError
 
 
 def _half_create(path: str) -> None:
@@ -95,3 +99,37 @@ def test_a_delta_rs_append_is_one_tagged_commit_spark_reads(spark: SparkSession,
         "unix_micros(detected_at)").first()[0] == int(at.timestamp()) * 1_000_000
     assert (Path(path) / "_delta_log" / "_last_checkpoint").exists()  # at version 10
     assert not lake.CommitLog(spark, "s3a://bucket/lake/speed/t").can_append()
+
+
+def test_ensure_table_adds_the_columns_a_spec_gained_and_old_rows_read_null(
+        spark: SparkSession, settings: Settings) -> None:
+    import schemas
+
+    name = "tolls_speed_rows"  # its progress rows gained processing_seconds
+    path = lake.table_path(settings, name)
+    full = schemas.spark_schema(name)
+    old = [f for f in full.fields if f.name != "processing_seconds"]
+    row = {f.name: None for f in old} | {"view_name": "tolls_stream_progress",
+                                         "ingest_batch_id": 7}
+    spark.createDataFrame([row], T.StructType(old)).write.format("delta").save(path)
+
+    lake.ensure_table(spark, settings, name)
+
+    table = spark.read.format("delta").load(path)
+    assert [f.name for f in table.schema] == full.names
+    assert table.select("ingest_batch_id", "processing_seconds").collect() == [(7, None)]
+    new = row | {"ingest_batch_id": 8, "processing_seconds": 1.5}
+    lake.CommitLog(spark, path).append(pa.Table.from_pylist([new], schemas.arrow_schema(name)),
+                                       "tag:8")  # the job's delta-rs writer, new column and all
+    assert sorted(spark.read.format("delta").load(path).select(
+        "ingest_batch_id", "processing_seconds").collect()) == [(7, None), (8, 1.5)]
+    assert lake.add_missing_columns(spark, path, name) == []  # nothing more to add
+
+
+def test_a_required_column_missing_from_a_table_is_one_error_line(
+        spark: SparkSession, settings: Settings) -> None:
+    path = lake.table_path(settings, "batch_runs")
+    spark.createDataFrame([(1,)], "something long").write.format("delta").save(path)
+    with pytest.raises(LambdalakeError,
+                       match=r"lacks the required column\(s\) run_id, view_name, "):
+        lake.ensure_table(spark, settings, "batch_runs")

@@ -71,6 +71,32 @@ def test_snapshot_sql_reads_only_the_snapshots_files_with_partition_values(tmp_p
     assert empty.num_rows == 0 and empty.column_names == served.column_names
 
 
+def test_snapshot_sql_reads_files_written_before_a_column_was_added_as_null(tmp_path):
+    import duckdb
+
+    import schemas
+    from serving.engine import snapshot_sql
+
+    name = "tolls_speed_rows"
+    schema = schemas.arrow_schema(name)
+    old = pa.schema([f for f in schema if f.name != "processing_seconds"])
+    path = str(tmp_path / name)
+    row = {"view_name": "tolls_stream_progress", "ingest_batch_id": 1}
+    write_deltalake(path, pa.Table.from_pylist([row], old))
+    con = duckdb.connect()
+    # only files without the column (the table altered, no new rows yet), then both kinds
+    expected = [(1, None)]
+    for batch, seconds in ((None, None), (2, 0.75)):
+        if batch is not None:
+            write_deltalake(path, pa.Table.from_pylist(
+                [row | {"ingest_batch_id": batch, "processing_seconds": seconds}], schema),
+                mode="append", schema_mode="merge")
+            expected.append((batch, seconds))
+        served = con.execute(f"select ingest_batch_id, processing_seconds from "
+                             f"({snapshot_sql(name, DeltaTable(path))}) order by 1").fetchall()
+        assert served == expected
+
+
 CLIENT = """
 import sys
 import duckdb
