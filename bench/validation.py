@@ -1,4 +1,4 @@
-"""Record validation alone: records/s of `validate_toll_records` on cached Kafka-shaped rows.
+"""Record validation alone: records/s of `validate_records` on cached Kafka-shaped toll records.
 
 Usage: .venv/bin/python -m bench.validation [--records 250000] [--malformed 0.01 1.0]
 
@@ -23,7 +23,8 @@ from pyspark.sql import types as T
 from bench.common import bench_environment
 from lambdalake.generators import tolls
 from lambdalake.spark import create_spark_session
-from speed.tolls import validate
+from speed import validate
+from speed.tolls.validate import toll_rules
 
 KAFKA_SCHEMA = T.StructType([
     T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
@@ -74,13 +75,13 @@ def main() -> None:
             parts = {
                 "UTF-8 decode": raw.select(text),
                 "one from_json (spec's types)": raw.select(F.from_json(
-                    text, validate._typed_schema())),
+                    text, validate._typed_schema(toll_rules(settings.validation)))),
                 "json_object_keys": raw.select(F.json_object_keys(text)),
-                "validate_toll_records (all of it)": raw.transform(
-                    validate.validate_toll_records(settings.validation)),
+                "validate_records (all of it)": raw.transform(
+                    validate.validate_records(toll_rules(settings.validation))),
                 "  the same, with a plazas table": raw.transform(
-                    validate.validate_toll_records(settings.validation,
-                                                   frozenset(tolls.PLAZAS))),
+                    validate.validate_records(toll_rules(settings.validation,
+                                                         frozenset(tolls.PLAZAS)))),
             }
             print(f"{args.records:,} records, {fraction:.0%} malformed:")
             for name, df in parts.items():

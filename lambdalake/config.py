@@ -87,7 +87,7 @@ class SparkSettings:
 
 @dataclass(frozen=True)
 class ValidationSettings:
-    """Bounds beyond which a toll event is quarantined."""
+    """Bounds beyond which an event is quarantined."""
 
     max_amount: str = "1000.00"
     max_message_bytes: int = 65_536

@@ -29,7 +29,10 @@ class ColumnSpec:
 
     Specs imported from a standard also keep the standard's own type (`source_type`, e.g. the
     CDM's `varchar(50)`) and the column a foreign key refers to (`references`, `table.column`).
-    A string column may cap its length in characters (`max_length`).
+    A string column may cap its length in characters (`max_length`). The rules of an event's
+    fields, which the streaming job checks (`speed.validate`), are data too: a numeric field's
+    bounds (`min`, `max`, as text so decimals stay exact), a field's allowed values
+    (`allowed`), and `references` (the value must be in that column of a reference table).
     """
 
     name: str
@@ -39,11 +42,15 @@ class ColumnSpec:
     source_type: str | None = None
     references: str | None = None
     max_length: int | None = None
+    minimum: str | None = None
+    maximum: str | None = None
+    allowed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One table: its columns, primary key and layer."""
+    """One table: its columns, primary key and layer. An event spec (layer `kafka`) names the
+    field a record's Kafka key must equal (`record_key`)."""
 
     name: str
     layer: str
@@ -54,6 +61,7 @@ class TableSpec:
     source_file: str | None = None
     optional: bool = False
     union_of: tuple[str, ...] = ()
+    record_key: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -76,7 +84,8 @@ def load(name: str) -> TableSpec:
     raw = json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text())
     columns = tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
                                c.get("source_type"), c.get("references"),
-                               c.get("max_length"))
+                               c.get("max_length"), _text(c.get("min")), _text(c.get("max")),
+                               tuple(c["allowed"]) if "allowed" in c else None)
                     for c in raw["columns"])
     members = tuple(raw.get("union_of", ()))
     primary_key = tuple(raw.get("primary_key", ()))
@@ -92,7 +101,13 @@ def load(name: str) -> TableSpec:
         source_file=raw.get("source_file"),
         optional=raw.get("optional", False),
         union_of=members,
+        record_key=raw.get("record_key"),
     )
+
+
+def _text(bound: object) -> str | None:
+    """A bound as text (`5`, `"1000.00"`): exact for decimals, unlike a float."""
+    return None if bound is None else str(bound)
 
 
 def _union_columns(name: str, own: tuple[ColumnSpec, ...], members: tuple[str, ...]

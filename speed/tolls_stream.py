@@ -57,8 +57,9 @@ from lambdalake.spark import create_spark_session
 from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hashes
 from speed.tolls import alerts
 from speed.tolls.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
-from speed.tolls.validate import accepted_events, quarantined_records, validate_toll_records
+from speed.tolls.validate import toll_rules
 from speed.union_rows import as_union_rows
+from speed.validate import accepted_events, quarantined_records, validate_records
 
 QUERY_NAME = "tolls_stream"
 LANDING, QUARANTINE, SPEED_ROWS, ALERTS = ("tolls_landing", "tolls_quarantine",
@@ -272,7 +273,7 @@ class TollsBatchProcessor:
                       "duplicate": len(duplicates)}
             landed = counts["landed"]
             clock.lap("duplicates")
-            events = records.transform(accepted_events)
+            events = records.transform(accepted_events(LANDING))
             landing_write = (self._write(events, LANDING, tag, clock, landed)
                              if landed and LANDING not in done else None)
             writes += [landing_write] if landing_write is not None else []
@@ -332,8 +333,9 @@ class TollsBatchProcessor:
         if self.validate is not None and version == self.plazas_version:
             return
         known = plazas.plaza_ids(self.settings)
-        self.validate = validate_toll_records(self.settings.validation, known)
-        self.quarantined = quarantined_records(self.settings.validation, known)
+        rules = toll_rules(self.settings.validation, known)
+        self.validate = validate_records(rules)
+        self.quarantined = quarantined_records(rules)
         if version != self.plazas_version:
             print("speed: " + ("no plazas table: every plaza_id is accepted" if known is None
                                else f"{len(known)} known plazas (plazas table version {version})"),

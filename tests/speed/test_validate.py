@@ -8,10 +8,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from lambdalake.config import ValidationSettings
 from lambdalake.generators import tolls
-from speed.tolls.validate import (
+from speed.tolls.validate import toll_rules
+from speed.validate import (
     accepted_events,
     quarantined_records,
-    validate_toll_records,
+    validate_records,
     with_rejection_reason,
 )
 
@@ -56,8 +57,8 @@ DEFAULTS = ValidationSettings()
 def reasons(spark, *values, settings=DEFAULTS, plaza_ids=None, keys=None):
     """Each record's rejection reason (None when accepted), checking that acceptance agrees."""
     df = (kafka_rows(spark, *values, keys=keys)
-          .transform(validate_toll_records(settings, plaza_ids))
-          .transform(with_rejection_reason(settings, plaza_ids)))
+          .transform(validate_records(toll_rules(settings, plaza_ids)))
+          .transform(with_rejection_reason(toll_rules(settings, plaza_ids))))
     rows = df.orderBy("offset").collect()
     assert [r.is_accepted for r in rows] == [r.rejection_reason is None for r in rows]
     return [r.rejection_reason for r in rows]
@@ -66,8 +67,8 @@ def reasons(spark, *values, settings=DEFAULTS, plaza_ids=None, keys=None):
 def test_good_events_are_typed_exactly(spark):
     df = kafka_rows(spark, payload(), payload(transaction_id="t-2", amount="12.50",
                                               event_time="2026-11-23T06:58:00-05:00"))
-    landed = df.transform(validate_toll_records(ValidationSettings())).transform(
-        accepted_events)
+    landed = df.transform(validate_records(toll_rules(ValidationSettings()))).transform(
+        accepted_events("tolls_landing"))
     got = landed.select("transaction_id", "lane", "vehicle_class", "amount", "event_time",
                         "kafka_offset", "ingest_batch_id")
     expected = spark.createDataFrame(
@@ -128,9 +129,9 @@ def test_oversized_messages_are_rejected(spark):
 
 def test_split_keeps_every_record(spark):
     df = kafka_rows(spark, payload(), b"nope", payload(transaction_id="t-3"), None)
-    validated = df.transform(validate_toll_records(ValidationSettings()))
-    landed = validated.transform(accepted_events)
-    quarantined = validated.transform(quarantined_records(ValidationSettings()))
+    validated = df.transform(validate_records(toll_rules(ValidationSettings())))
+    landed = validated.transform(accepted_events("tolls_landing"))
+    quarantined = validated.transform(quarantined_records(toll_rules(ValidationSettings())))
     assert landed.count() + quarantined.count() == 4
     bad = {r.kafka_offset: (r.raw_value, r.reason) for r in quarantined.collect()}
     assert bad[1] == (bytearray(b"nope"), "malformed JSON: not a valid JSON object")
@@ -153,7 +154,7 @@ def test_acceptance_is_exactly_no_reason_found(spark):
               payload(extra=None), b"{}", b"null", b'"text"', b"\xed\xa0\x80",
               payload(plate="\U0001F697"), *generated]
     got = reasons(spark, *values)  # asserts the agreement
-    assert got[:4] == [None, None, None, "lane out of range: -1"]
+    assert got[:4] == [None, None, None, "lane must be 0-10000, got -1"]
     assert sum(r is None for r in got) > 150
 
 
