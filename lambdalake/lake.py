@@ -300,6 +300,21 @@ def open_table(settings: Settings, name: str):  # noqa: ANN201 (deltalake.DeltaT
         return None
 
 
+def table_version(settings: Settings, name: str) -> int | None:
+    """Delta version of table `name` (None when there is none): cheap, no Spark."""
+    table = open_table(settings, name)
+    return None if table is None else table.version()
+
+
+def column_values(settings: Settings, name: str, column: str) -> frozenset | None:
+    """The distinct values of a column of table `name` (a reference table the streaming job
+    checks events against), or None when there is no such table."""
+    table = open_table(settings, name)
+    if table is None:
+        return None
+    return frozenset(arrow_table(table, [column]).column(0).to_pylist())
+
+
 def arrow_table(table, columns: list[str]):  # noqa: ANN001, ANN201 (deltalake, pyarrow types)
     """`columns` of a delta-rs table as a pyarrow Table, read by delta-rs's own engine. Not
     `to_pyarrow_table`: after pyarrow's scan, whose thread pools outlive it, the interpreter

@@ -52,8 +52,7 @@ def add_plaza(settings: Settings, plaza_id: str, name: str | None = None) -> Non
 
 def table_version(settings: Settings) -> int | None:
     """Delta version of the plazas table (None when there is none): cheap, no Spark."""
-    table = lake.open_table(settings, TABLE)
-    return None if table is None else table.version()
+    return lake.table_version(settings, TABLE)
 
 
 def plaza_rows(settings: Settings) -> list[dict] | None:
@@ -67,7 +66,4 @@ def plaza_rows(settings: Settings) -> list[dict] | None:
 
 def plaza_ids(settings: Settings) -> frozenset[str] | None:
     """The known plaza ids, or None when there is no plazas table (every plaza accepted)."""
-    table = lake.open_table(settings, TABLE)
-    if table is None:
-        return None
-    return frozenset(lake.arrow_table(table, ["plaza_id"]).column(0).to_pylist())
+    return lake.column_values(settings, TABLE, "plaza_id")

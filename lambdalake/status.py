@@ -37,17 +37,18 @@ FRESHNESS = dt.timedelta(minutes=30)  # SPEC: batch reports at most 30 minutes b
 STALE_JOB = dt.timedelta(minutes=5)  # a running job whose last micro-batch is older: say so
 
 
-def job_file(settings: Settings) -> Path:
-    """Where the streaming job keeps its job file: one per checkpoint, so that jobs on other
-    checkpoints (another lake, a test) on the same machine are told apart."""
-    checkpoint = f"{settings.checkpoint.root.rstrip('/')}/{QUERY}"
+def job_file(settings: Settings, query: str = QUERY) -> Path:
+    """Where a streaming job (by its query, the tolls one by default) keeps its job file: one
+    per checkpoint, so that jobs on other checkpoints (another lake, a test) on the same machine
+    are told apart."""
+    checkpoint = f"{settings.checkpoint.root.rstrip('/')}/{query}"
     digest = hashlib.sha1(checkpoint.encode()).hexdigest()[:12]
-    return Path(settings.state.dir) / "jobs" / f"{QUERY}-{digest}.json"
+    return Path(settings.state.dir) / "jobs" / f"{query}-{digest}.json"
 
 
-def job_started(settings: Settings) -> None:
-    """Record that this process runs the streaming job (replaced atomically)."""
-    path = job_file(settings)
+def job_started(settings: Settings, query: str = QUERY) -> None:
+    """Record that this process runs the streaming job `query` (replaced atomically)."""
+    path = job_file(settings, query)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"pid": os.getpid(), "host": socket.gethostname(),
               "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -57,10 +58,10 @@ def job_started(settings: Settings) -> None:
     temporary.replace(path)
 
 
-def job_stopped(settings: Settings, outcome: str) -> None:
+def job_stopped(settings: Settings, outcome: str, query: str = QUERY) -> None:
     """Record in the job file, if it is this process's, that the job stopped and how
     (`stopped cleanly`, or `failed: <its one line>`)."""
-    path = job_file(settings)
+    path = job_file(settings, query)
     try:
         record = json.loads(path.read_text())
         if record.get("pid") != os.getpid():

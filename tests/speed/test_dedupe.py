@@ -1,7 +1,7 @@
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from speed.tolls.dedupe import duplicate_records, mark_duplicates
+from speed.dedupe import duplicate_records, mark_duplicates
 
 SCHEMA = "transaction_id string, partition int, offset long, is_accepted boolean"
 

@@ -1,9 +1,10 @@
-"""Duplicate toll events (producer retries): pure DataFrame -> DataFrame functions.
+"""Duplicate events (producer retries): pure DataFrame -> DataFrame functions.
 
-An accepted record is a duplicate when its `transaction_id` is already in the landing zone, or
-repeats an earlier record (by Kafka partition, offset) of the same micro-batch. A duplicate is no
-longer accepted and gets a `duplicate_reason` starting with `duplicate:`, so it is counted and
-kept in quarantine, never landed, and so never counted twice in any view or alert.
+An accepted record is a duplicate when its id (the event's key column: a toll's
+`transaction_id`, a page view's `event_id`) is already in the landing zone, or repeats an earlier
+record (by Kafka partition, offset) of the same micro-batch. A duplicate is no longer accepted and
+gets a `duplicate_reason` starting with `duplicate:`, so it is counted and kept in quarantine,
+never landed, and so never counted twice in any view or alert.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ DUPLICATE_PREFIX = "duplicate:"
 DUPLICATES_SCHEMA = "partition int, offset long, duplicate_reason string"
 
 
-def duplicate_records(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]:
+def duplicate_records(landed_ids: DataFrame, id_column: str = "transaction_id"
+                      ) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation listing the duplicates among validated records: one row per
     duplicate record, `partition, offset, duplicate_reason` (`DUPLICATES_SCHEMA`).
 
-    `landed_ids` has a `transaction_id` column: the ids landed before this micro-batch. A record
+    `landed_ids` has an `id_column` column: the ids landed before this micro-batch. A record
     whose id was landed is a duplicate; of the records of one micro-batch sharing an id, all but
     the first (by Kafka partition, offset) are. Only narrow (id, position) rows are shuffled, and
     the result is small: it is meant to be collected and applied with `mark_duplicates`.
@@ -31,18 +33,16 @@ def duplicate_records(landed_ids: DataFrame) -> Callable[[DataFrame], DataFrame]
 
     def transform(records: DataFrame) -> DataFrame:
         position = F.struct("partition", "offset")
-        keys = records.where(F.col("is_accepted")).select("transaction_id",
-                                                           position.alias("position"))
-        landed = (landed_ids.join(F.broadcast(keys.select("transaction_id")), "transaction_id",
-                                  "left_semi")
-                  .select("transaction_id", F.lit(None).cast(keys.schema["position"].dataType)
+        keys = records.where(F.col("is_accepted")).select(id_column, position.alias("position"))
+        landed = (landed_ids.join(F.broadcast(keys.select(id_column)), id_column, "left_semi")
+                  .select(id_column, F.lit(None).cast(keys.schema["position"].dataType)
                           .alias("position")))  # a null position: "landed before"
-        groups = (keys.unionByName(landed).groupBy("transaction_id")
+        groups = (keys.unionByName(landed).groupBy(id_column)
                   .agg(F.array_sort(F.collect_list("position")).alias("positions"),
                        F.max(F.col("position").isNull()).alias("was_landed")))
         positions, was_landed = F.col("positions"), F.col("was_landed")
-        tid = F.col("transaction_id")
-        reason = F.concat(F.lit(f"{DUPLICATE_PREFIX} transaction_id "), tid, F.when(
+        tid = F.col(id_column)
+        reason = F.concat(F.lit(f"{DUPLICATE_PREFIX} {id_column} "), tid, F.when(
             was_landed, F.lit(" was already landed")).otherwise(
             F.lit(" repeats an earlier record of this micro-batch")))
         duplicates = F.when(was_landed, positions).otherwise(
