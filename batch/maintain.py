@@ -53,8 +53,9 @@ if TYPE_CHECKING:  # pyspark is imported when a job runs, not by `lambdalake --h
     from pyspark.sql import SparkSession
 
 LANDING = "tolls_landing"
-# appended to by the streaming job every micro-batch: compacted
-COMPACTED = (LANDING, "tolls_speed_rows", "tolls_quarantine", "tolls_alerts", "tolls_kafka_gaps")
+# appended to by the streaming jobs every micro-batch: compacted
+COMPACTED = (LANDING, "tolls_speed_rows", "tolls_quarantine", "tolls_alerts", "tolls_kafka_gaps",
+             "clicks_landing", "clicks_speed_rows", "clicks_quarantine", "clicks_kafka_gaps")
 # overwritten (the batch views, see `vacuumed_only`) or appended to by batch runs and the
 # command-line tools: only vacuumed
 OTHER_TABLES = ("batch_runs", "tolls_customers", "tolls_plazas")
@@ -141,6 +142,15 @@ def retention_hours(retain_hours: float, now_ms: int | None = None,
     return math.ceil(round(hours, 6))
 
 
+def landings() -> dict[str, tuple[str, ...]]:
+    """Each batch job's landing zone and its batch views (a landing zone's protected cut-over
+    is that of its own domain's runs)."""
+    from batch.clicks_reports import CLICKS_REPORTS
+    from batch.tolls_reports import TOLLS_REPORTS
+
+    return {job.landing: tuple(job.views) for job in (TOLLS_REPORTS, CLICKS_REPORTS)}
+
+
 def protected_versions(spark: SparkSession, settings: Settings) -> dict[str, Protected]:
     """The version of each table whose files must stay (see the module docstring)."""
     from pyspark.sql import functions as F
@@ -156,21 +166,24 @@ def protected_versions(spark: SparkSession, settings: Settings) -> dict[str, Pro
               .collect())
     for row in latest:
         protected[row["view_name"]] = Protected(int(row["view_version"]), "served: published")
-    cutover = max(latest, key=lambda r: r["published_at"], default=None)
-    landing_path = lake.table_path(settings, LANDING)
-    recent = (lake.CommitLog(spark, landing_path).recent(50)
-              if lake.delta_table(spark, landing_path) is not None else [])
-    streamed = [v for v, tag in recent if not (tag or "").startswith(MAINTAIN_TAG)]
-    candidates = []
-    if cutover is not None:
-        candidates.append(Protected(int(cutover["landing_version"]),
-                                    "the cut-over of the latest published batch run"))
-    if recent:
-        before_last = (streamed[0] if streamed else recent[-1][0]) - 1
-        candidates.append(Protected(max(before_last, 0), "what the streaming job reads when it "
-                                                         "replays its last micro-batch"))
-    if candidates:
-        protected[LANDING] = min(candidates, key=lambda p: p.version)
+    for landing, views in landings().items():
+        cutover = max((r for r in latest if r["view_name"] in views),
+                      key=lambda r: r["published_at"], default=None)
+        landing_path = lake.table_path(settings, landing)
+        recent = (lake.CommitLog(spark, landing_path).recent(50)
+                  if lake.delta_table(spark, landing_path) is not None else [])
+        streamed = [v for v, tag in recent if not (tag or "").startswith(MAINTAIN_TAG)]
+        candidates = []
+        if cutover is not None:
+            candidates.append(Protected(int(cutover["landing_version"]),
+                                        "the cut-over of the latest published batch run"))
+        if recent:
+            before_last = (streamed[0] if streamed else recent[-1][0]) - 1
+            candidates.append(Protected(max(before_last, 0), "what the streaming job reads "
+                                                             "when it replays its last "
+                                                             "micro-batch"))
+        if candidates:
+            protected[landing] = min(candidates, key=lambda p: p.version)
     return protected
 
 
@@ -304,7 +317,7 @@ def maintain_table(spark: SparkSession, settings: Settings, table: str, *, retai
 def run(spark: SparkSession, settings: Settings, retain_hours: float | None = None, *,
         compact: bool = True, vacuum: bool = True, retention_check: bool = True,
         log: Callable[[str], None] = print) -> MaintainReport:
-    """Maintain every lake table of the tolls pipeline (see the module docstring)."""
+    """Maintain every lake table of the tolls and clicks pipelines (see the module docstring)."""
     hours = settings.maintain.retain_hours if retain_hours is None else retain_hours
     if hours < 0:
         raise LambdalakeError(f"--retain-hours must be 0 or more, got {hours:g}")
@@ -313,8 +326,6 @@ def run(spark: SparkSession, settings: Settings, retain_hours: float | None = No
             f"a retention of {hours:g} h could delete files that a running job has written and "
             f"not committed yet, or that a reader is reading: use at least "
             f"{MIN_RETAIN_HOURS:g} h, or --no-retention-check when no job writes to the lake")
-    from batch.tolls_reports import BATCH_VIEWS
-
     began = time.monotonic()
     run_id = uuid.uuid4().hex[:12]
     protected = protected_versions(spark, settings)
@@ -325,7 +336,8 @@ def run(spark: SparkSession, settings: Settings, retain_hours: float | None = No
     with _conf(spark, {"spark.databricks.delta.retentionDurationCheck.enabled": "false",
                        "spark.sql.sources.parallelPartitionDiscovery.parallelism":
                            str(max(2, spark.sparkContext.defaultParallelism))}):
-        for table in (*COMPACTED, *BATCH_VIEWS, *OTHER_TABLES):
+        batch_views = [view for views in landings().values() for view in views]
+        for table in (*COMPACTED, *batch_views, *OTHER_TABLES):
             result = maintain_table(spark, settings, table, retain_hours=hours,
                                     protected=protected.get(table), compact=compact,
                                     vacuum=vacuum, run_id=run_id)

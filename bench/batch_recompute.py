@@ -21,7 +21,7 @@ import schemas
 from batch import tolls_reports
 from bench.common import bench_environment
 from lambdalake import lake
-from lambdalake.groundtruth import REPORT_SQL
+from lambdalake.groundtruth import TOLLS_REPORT_SQL
 from lambdalake.spark import create_spark_session
 
 
@@ -72,18 +72,18 @@ def main() -> None:
         print(f"spark batch job: {run.summary()}; wall {spark_s:.1f}s")
         counts = {name: lake.read_table(spark, settings, name).agg(
             F.count(F.lit(1)), F.sum(F.col(schemas.load(name).column_names[-1]))).first()
-            for name in REPORT_SQL}
+            for name in TOLLS_REPORT_SQL}
         spark.stop()
 
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         t = time.monotonic()
         con.register("events", DeltaTable(path).to_pyarrow_dataset())
-        for name, sql in REPORT_SQL.items():
+        for name, sql in TOLLS_REPORT_SQL.items():
             con.execute(f"CREATE TABLE {name} AS {sql}")
         duck_s = time.monotonic() - t
         print(f"duckdb, same reports over the same snapshot: {duck_s:.1f}s")
-        for name in REPORT_SQL:
+        for name in TOLLS_REPORT_SQL:
             got = con.execute(f"SELECT count(*), sum({schemas.load(name).column_names[-1]}) "
                               f"FROM {name}").fetchone()
             assert tuple(got) == tuple(counts[name]), (name, got, counts[name])

@@ -54,6 +54,22 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _add_stream_options(parser: argparse.ArgumentParser, what: str, count: int) -> None:
+    """The options every event generator has: how many, seed, rate, event times, faults."""
+    parser.add_argument("--count", type=int, default=count,
+                        help=f"{what} to produce (default {count})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="records per second (default: max)")
+    parser.add_argument("--start", type=_parse_time, default=None,
+                        help="event time of the first record (default: span before now)")
+    parser.add_argument("--span-minutes", type=float, default=60.0,
+                        help="event times spread over this many minutes (default 60)")
+    for kind in ("late", "out-of-order", "duplicate", "malformed"):
+        parser.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
+                            help=f"fraction of {kind} records (default 0)")
+
+
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from lambdalake import customers as customers_api
     from lambdalake import plazas as plazas_api
@@ -77,6 +93,23 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
                                rate=args.rate)
         print(f"generate: sent {report.sent} records to {settings.topics.tolls_events} in "
               f"{report.seconds:.1f}s")
+    return 0
+
+
+def _generate_clicks(settings: Settings, args: argparse.Namespace) -> int:
+    from lambdalake.generators import clicks, stream
+
+    options = clicks.ClicksOptions(
+        count=args.count, seed=args.seed, start=args.start,
+        span=dt.timedelta(minutes=args.span_minutes), articles=args.articles,
+        sessions=args.sessions, faults=stream.Faults(
+            late_fraction=args.late_fraction, out_of_order_fraction=args.out_of_order_fraction,
+            duplicate_fraction=args.duplicate_fraction,
+            malformed_fraction=args.malformed_fraction))
+    topic = settings.topics.clicks_events
+    report = stream.produce(settings, clicks.click_records(options), topic, total=args.count,
+                            rate=args.rate)
+    print(f"generate: sent {report.sent} records to {topic} in {report.seconds:.1f}s")
     return 0
 
 
@@ -138,9 +171,10 @@ def _generate_mimic(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _speed(settings: Settings, args: argparse.Namespace) -> int:
-    from speed import tolls_stream
+    from speed import clicks_stream, tolls_stream
 
-    return tolls_stream.main(["--until-idle"] if args.until_idle else [])
+    job = {"tolls": tolls_stream, "clicks": clicks_stream}[args.domain]
+    return job.main(["--until-idle"] if args.until_idle else [])
 
 
 def _batch(settings: Settings, args: argparse.Namespace) -> int:
@@ -148,9 +182,9 @@ def _batch(settings: Settings, args: argparse.Namespace) -> int:
         from batch import omop_etl
 
         return omop_etl.main(args.job_args)
-    from batch import tolls_reports
+    from batch import clicks_reports, tolls_reports
 
-    return tolls_reports.main([])
+    return {"tolls-reports": tolls_reports, "clicks-reports": clicks_reports}[args.job].main([])
 
 
 def _maintain(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,7 +196,8 @@ def _maintain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _batch_schedule(settings: Settings, args: argparse.Namespace) -> int:
-    from batch import maintain, tolls_reports
+    from batch import maintain, tolls_reports, views_job
+    from batch.clicks_reports import CLICKS_REPORTS
     from batch.schedule import parse_interval, run_schedule
     from lambdalake.spark import create_spark_session
 
@@ -173,7 +208,8 @@ def _batch_schedule(settings: Settings, args: argparse.Namespace) -> int:
     print(f"batch: running {', '.join(args.jobs)} every {args.every}"
           + (f", maintenance every {args.maintain_every}" if maintain_every else "")
           + " (Ctrl-C or SIGTERM stops after the current run)", flush=True)
-    jobs = {"tolls-reports": lambda: tolls_reports.run(spark, settings).summary()}
+    jobs = {"tolls-reports": lambda: tolls_reports.run(spark, settings).summary(),
+            "clicks-reports": lambda: views_job.run(CLICKS_REPORTS, spark, settings).summary()}
     scheduled = [(name, jobs[name], every) for name in args.jobs]
     if maintain_every:
         scheduled.append(("maintain", lambda: maintain.run(
@@ -304,22 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="domain", required=True, metavar="DOMAIN")
     p = gen.add_parser("tolls", help="toll events to Kafka (and the customers table)")
     p.set_defaults(handler=_generate)
-    p.add_argument("--count", type=int, default=0, help="events to produce (default 0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", type=float, default=None, help="records per second (default: max)")
-    p.add_argument("--start", type=_parse_time, default=None,
-                   help="event time of the first event (default: span before now)")
-    p.add_argument("--span-minutes", type=float, default=60.0,
-                   help="event times spread over this many minutes (default 60)")
+    _add_stream_options(p, "events", 0)
     p.add_argument("--customers", type=int, default=200, help="customer count (default 200)")
     p.add_argument("--write-customers", action="store_true",
                    help="also (over)write the customers table in the lake")
     p.add_argument("--write-plazas", action="store_true",
                    help="also (over)write the plazas table in the lake with the generator's "
                         "plazas (events at other plazas are then quarantined)")
-    for kind in ("late", "out-of-order", "duplicate", "malformed"):
-        p.add_argument(f"--{kind}-fraction", type=_fraction, default=0.0,
-                       help=f"fraction of {kind} records (default 0)")
+
+    p = gen.add_parser("clicks", help="page views of articles to Kafka")
+    p.set_defaults(handler=_generate_clicks)
+    _add_stream_options(p, "page views", 1000)
+    p.add_argument("--articles", type=int, default=200, help="article count (default 200)")
+    p.add_argument("--sessions", type=int, default=1000, help="session count (default 1000)")
 
     p = gen.add_parser("mimic", help="small synthetic MIMIC-III-shaped CSV files")
     p.set_defaults(handler=_generate_mimic)
@@ -362,8 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("speed", help="the streaming job").add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    run = p.add_parser("run", help="run the tolls streaming job")
+    run = p.add_parser("run", help="run a domain's streaming job (tolls by default)")
     run.set_defaults(handler=_speed)
+    run.add_argument("--domain", choices=["tolls", "clicks"], default="tolls",
+                     help="tolls (the default) or clicks")
     run.add_argument("--until-idle", action="store_true",
                      help="process what is in Kafka now, then exit")
 
@@ -371,14 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     run = p.add_parser("run", help="run a batch job")
     run.set_defaults(handler=_batch)
-    run.add_argument("job", choices=["tolls-reports", "omop"])
+    run.add_argument("job", choices=["tolls-reports", "clicks-reports", "omop"])
     run.add_argument("job_args", nargs=argparse.REMAINDER,
                      help="options of the job, e.g. omop --sql-only or omop --no-announce")
     schedule = p.add_parser("schedule", help="rerun batch jobs on an interval (e.g. --every 30m)")
     schedule.set_defaults(handler=_batch_schedule)
     schedule.add_argument("--every", default="30m", help="interval: 30m, 90s, 1h (default 30m)")
     schedule.add_argument("--jobs", nargs="+", default=["tolls-reports"],
-                          choices=["tolls-reports"])
+                          choices=["tolls-reports", "clicks-reports"])
     schedule.add_argument("--max-runs", type=int, default=None,
                           help="stop after this many ticks (default: run until stopped)")
     schedule.add_argument("--maintain-every", default=None,

@@ -43,6 +43,7 @@ class TopicSettings:
 
     tolls_events: str = "tolls.events"
     tolls_alerts: str = "tolls.alerts"
+    clicks_events: str = "clicks.events"
     etl_table_loaded: str = "etl.table_loaded"
 
 

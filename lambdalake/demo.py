@@ -1,13 +1,15 @@
-"""`lambdalake demo`: the tolls pipeline and the clinical ETL end to end, with a check.
+"""`lambdalake demo`: the tolls pipeline, the clickstream and the clinical ETL end to end, checked.
 
 Starts the local Kafka broker if it is not running, streams two waves of generated toll events
 (late, out-of-order, duplicate and malformed ones too) with a batch run and a threshold change
 between them, prints the merged reports and alerts, and ends with a `check:` line that says OK
 only if every merged report equals the same report computed by DuckDB directly from every
-accepted generated event, before the batch run, after it and after the second wave. Then it
-generates synthetic MIMIC-III patients, runs the OMOP ETL over them and shows a cohort query; the
-check also requires the CDM row counts to agree with the generated sources. It uses its own lake,
-checkpoints and topics under the state folder, and stops what it started.
+accepted generated event, before the batch run, after it and after the second wave. A wave of
+page views goes through the clicks streaming job and batch job the same way and shows the top 10
+trending articles of the last 10 minutes; the check requires its merged views to equal DuckDB's
+too. Then it generates synthetic MIMIC-III patients, runs the OMOP ETL over them and shows a
+cohort query; the check also requires the CDM row counts to agree with the generated sources. It
+uses its own lake, checkpoints and topics under the state folder, and stops what it started.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from lambdalake import customers as customers_api
 from lambdalake import plazas as plazas_api
 from lambdalake.config import Settings
 from lambdalake.generators import tolls
-from lambdalake.groundtruth import differences, expected_reports
+from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
 
 DEMO_TOPIC = "demo.tolls.events"
+DEMO_CLICKS_TOPIC = "demo.clicks.events"
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -33,19 +36,66 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.replace(lake={"root": str(root / "lake")},
                             checkpoint={"root": str(root / "checkpoints")},
                             topics={"tolls_events": DEMO_TOPIC,
+                                    "clicks_events": DEMO_CLICKS_TOPIC,
                                     "etl_table_loaded": "demo.etl.table_loaded"})
 
 
-def merged_reports(serving: object) -> dict[str, set[tuple]]:
-    """Rows of every merged view, as sets of tuples."""
-    from lambdalake.groundtruth import REPORT_SQL
-
-    serving.refresh()  # type: ignore[attr-defined]
-    return {name: set(serving.con.execute(f"select * from {name}").fetchall())  # type: ignore[attr-defined]
-            for name in REPORT_SQL}
-
-
 CLINICAL_PATIENTS = 200
+CLICKS = 6_000
+
+
+def _clicks(spark: object, settings: Settings, seed: int) -> str:
+    """Page views -> clicks streaming job -> batch run -> more views; show the trending
+    articles; return the check's verdict (merged clicks views vs DuckDB after each step)."""
+    from batch import views_job
+    from batch.clicks_reports import CLICKS_REPORTS
+    from lambdalake.generators import clicks, stream
+    from lambdalake.groundtruth import CLICKS_REPORT_SQL
+    from serving.engine import Serving
+    from serving.output import as_table
+    from speed import stream as stream_job
+    from speed.clicks_stream import CLICKS as CLICKS_DOMAIN
+
+    _step(f"Clickstream: {CLICKS} page views -> Kafka -> clicks streaming job, a batch run, "
+          f"{CLICKS // 4} more")
+    accepted: list[dict] = []
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    serving = Serving(settings)
+    verdicts = []
+    for step, (count, span) in enumerate(((CLICKS, 60), (CLICKS // 4, 15))):
+        options = clicks.ClicksOptions(
+            count=count, seed=seed + step, start=now - dt.timedelta(minutes=span),
+            span=dt.timedelta(minutes=span), faults=stream.Faults(
+                late_fraction=0.05, out_of_order_fraction=0.05, duplicate_fraction=0.02,
+                malformed_fraction=0.01))
+        report = stream.produce(settings, clicks.click_records(options),
+                                settings.topics.clicks_events, total=count)
+        accepted += report.events
+        print(f"generate: sent {report.sent} page views ({len(report.events)} distinct "
+              f"well-formed) in {report.seconds:.1f}s")
+        stream_job.run(CLICKS_DOMAIN, spark, settings, until_idle=True)  # type: ignore[arg-type]
+        if step == 0:
+            run = views_job.run(CLICKS_REPORTS, spark, settings)  # type: ignore[arg-type]
+            print(f"batch: clicks views published over {run.landed_event_count} landed views "
+                  f"(cut-over: landing v{run.landing_version}) in {run.seconds:.1f}s")
+        diffs = differences(expected_reports(accepted, "clicks_event"),
+                            serving.rows(CLICKS_REPORT_SQL))
+        verdicts.append(not diffs)
+        print("verify clicks: " + ("merged views equal the ground truth" if not diffs
+                                   else "; ".join(diffs)))
+    for title, sql in [
+        ("Top 10 trending articles, last 10 minutes (batch part + speed part)",
+         "select trending_rank as rank, article_id, view_count as views, "
+         "session_count as sessions from clicks_trending_10m order by trending_rank limit 10"),
+        ("Most read articles today",
+         "select popularity_rank as rank, article_id, view_count as views, "
+         "session_count as sessions from clicks_article_daily "
+         "where view_date = current_date order by popularity_rank limit 5"),
+    ]:
+        print(f"\n{title}:\n{as_table(serving.query(sql))}")
+    serving.close()
+    return (f"clicks ({len(accepted)} views, before and after a batch run): "
+            + ("equal" if all(verdicts) else "DIFFERENT"))
 
 
 def _clinical(spark: object, settings: Settings, seed: int) -> str:
@@ -104,15 +154,15 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def _fresh_topic(settings: Settings) -> None:
-    topics.delete_topics(settings, DEMO_TOPIC)
+def _fresh_topic(settings: Settings, topic: str) -> None:
+    topics.delete_topics(settings, topic)
     for _ in range(50):  # deletion is asynchronous
         try:
-            topics.ensure_topics(settings, DEMO_TOPIC)
+            topics.ensure_topics(settings, topic)
             return
         except Exception:  # noqa: BLE001 (topic still marked for deletion)
             time.sleep(0.2)
-    topics.ensure_topics(settings, DEMO_TOPIC)
+    topics.ensure_topics(settings, topic)
 
 
 def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
@@ -135,7 +185,8 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
             started_broker = True
         print(f"kafka: {broker.status(settings).detail}"
               + (" (started by the demo)" if started_broker else ""))
-        _fresh_topic(settings)
+        for topic in (DEMO_TOPIC, DEMO_CLICKS_TOPIC):
+            _fresh_topic(settings, topic)
 
         spark = create_spark_session(settings, "lambdalake-demo")
         accepted: list[dict] = []
@@ -155,7 +206,7 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
                   f"well-formed events) in {report.seconds:.1f}s")
 
         def check(when: str, serving: Serving) -> None:
-            diffs = differences(expected_reports(accepted), merged_reports(serving))
+            diffs = differences(expected_reports(accepted), serving.rows(TOLLS_REPORT_SQL))
             checks.append(f"{when}: {'equal' if not diffs else 'DIFFERENT'}")
             print(f"verify {when}: " + ("merged views equal the ground truth" if not diffs
                                         else "; ".join(diffs)))
@@ -230,13 +281,15 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         ]:
             print(f"\n{title}:\n{as_table(serving.query(sql))}")
         serving.close()
+        checks.append(_clicks(spark, settings, seed))
         checks.append(_clinical(spark, settings, seed))
     finally:
         if started_broker:
             broker.stop(settings)
             print("\nkafka: stopped the broker the demo started")
-    ok = len(checks) == 4 and all(c.endswith(("equal", "agree")) for c in checks)
+    ok = len(checks) == 5 and all(c.endswith(("equal", "agree")) for c in checks)
     print(f"\ncheck: merged views vs ground truth over {len(accepted)} accepted events: "
-          + "; ".join(checks[:3]) + f"; {checks[3] if len(checks) > 3 else 'clinical: not run'}"
+          + "; ".join(checks[:3])
+          + "".join(f"; {c}" for c in checks[3:]) + ("" if len(checks) == 5 else "; not all run")
           + f" => {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 import schemas
 
-REPORT_SQL = {
+TOLLS_REPORT_SQL = {
     "tolls_customer_monthly_spend": """
         select customer_id, cast(date_trunc('month', event_time) as date) as month,
                count(*) as transaction_count, cast(sum(amount) as decimal(18,2)) as spend
@@ -34,18 +34,45 @@ REPORT_SQL = {
 }
 
 
-def events_table(events: Iterable[dict]) -> pa.Table:
-    """Arrow table of events (dicts with the event fields) in the tolls_event schema."""
-    return pa.Table.from_pylist(list(events), schema=schemas.arrow_schema("tolls_event"))
+CLICKS_REPORT_SQL = {
+    "clicks_article_views": """
+        select article_id, date_trunc('minute', event_time) as view_minute, session_id,
+               count(*) as view_count
+        from events group by all""",
+    "clicks_daily_popularity": """
+        select article_id, cast(event_time as date) as view_date, session_id,
+               count(*) as view_count
+        from events group by all""",
+    "clicks_article_minute": """
+        select article_id, date_trunc('minute', event_time) as view_minute,
+               count(*) as view_count, count(distinct session_id) as session_count
+        from events group by all""",
+    "clicks_article_daily": """
+        select *, row_number() over (partition by view_date order by view_count desc,
+                                     session_count desc, article_id) as popularity_rank
+        from (select article_id, cast(event_time as date) as view_date,
+                     count(*) as view_count, count(distinct session_id) as session_count
+              from events group by all)""",
+}
+# the reports of each domain, by the spec of its events
+REPORT_SQL = {"tolls_event": TOLLS_REPORT_SQL, "clicks_event": CLICKS_REPORT_SQL}
 
 
-def expected_reports(events: Iterable[dict]) -> dict[str, set[tuple]]:
-    """Every merged report as a set of rows, computed by DuckDB over `events`."""
+def events_table(events: Iterable[dict], spec: str = "tolls_event") -> pa.Table:
+    """Arrow table of events (dicts with the event fields) in the schema of event spec `spec`."""
+    return pa.Table.from_pylist(list(events), schema=schemas.arrow_schema(spec))
+
+
+def expected_reports(events: Iterable[dict], spec: str = "tolls_event"
+                     ) -> dict[str, set[tuple]]:
+    """Every merged report of the domain whose events are `spec`'s, as a set of rows, computed
+    by DuckDB over `events`."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("events", events_table(events))
-        return {name: set(con.execute(sql).fetchall()) for name, sql in REPORT_SQL.items()}
+        con.register("events", events_table(events, spec))
+        return {name: set(con.execute(sql).fetchall())
+                for name, sql in REPORT_SQL[spec].items()}
     finally:
         con.close()
 

@@ -7,6 +7,13 @@ A spec with `union_of` stores several small tables in one Delta table, so that a
 micro-batch writes all of them in one commit: its columns are its own (a `view_name` saying which
 member a row belongs to) followed by the union of the members' columns, all nullable. A member
 keeps its own spec and is read as the union's rows of its `view_name` (`stored_in`).
+
+A spec with `columns_of` has the columns of the spec it names: every domain's quarantine, gaps
+and progress tables are alike, and defined once.
+
+A batch view that the serving layer merges with the speed layer says where its speed part comes
+from (`speed_part`: the speed view, and an SQL expression for each column that is not the speed
+view's own, e.g. the month of a 10-minute window); the merged view's SQL is made from it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,19 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class SpeedPart:
+    """Where a merged batch view's speed part comes from: a speed view, and the SQL expression
+    (over its row `speed`) of each column that is not one of the speed view's own."""
+
+    source: str
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def expression(self, column: str) -> str:
+        """The SQL of `column` in the speed part."""
+        return dict(self.columns).get(column, f"speed.{column}")
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One table: its columns, primary key and layer. An event spec (layer `kafka`) names the
     field a record's Kafka key must equal (`record_key`)."""
@@ -62,6 +82,7 @@ class TableSpec:
     optional: bool = False
     union_of: tuple[str, ...] = ()
     record_key: str | None = None
+    speed_part: SpeedPart | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -82,11 +103,13 @@ def available() -> list[str]:
 def load(name: str) -> TableSpec:
     """Load the spec of table `name` (`schemas/<name>.json`)."""
     raw = json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text())
-    columns = tuple(ColumnSpec(c["name"], c["type"], c["required"], c["description"],
-                               c.get("source_type"), c.get("references"),
-                               c.get("max_length"), _text(c.get("min")), _text(c.get("max")),
-                               tuple(c["allowed"]) if "allowed" in c else None)
-                    for c in raw["columns"])
+    columns: tuple[ColumnSpec, ...] = tuple(
+        ColumnSpec(c["name"], c["type"], c["required"], c["description"], c.get("source_type"),
+                   c.get("references"), c.get("max_length"), _text(c.get("min")),
+                   _text(c.get("max")), tuple(c["allowed"]) if "allowed" in c else None)
+        for c in raw.get("columns", ()))
+    if "columns_of" in raw:  # the same table for another domain: the columns are defined once
+        columns = load(raw["columns_of"]).columns
     members = tuple(raw.get("union_of", ()))
     primary_key = tuple(raw.get("primary_key", ()))
     if members:
@@ -102,6 +125,9 @@ def load(name: str) -> TableSpec:
         optional=raw.get("optional", False),
         union_of=members,
         record_key=raw.get("record_key"),
+        speed_part=(SpeedPart(raw["speed_part"]["from"],
+                              tuple(raw["speed_part"].get("columns", {}).items()))
+                    if "speed_part" in raw else None),
     )
 
 

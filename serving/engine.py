@@ -7,7 +7,8 @@ repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
 views are read at the Delta version their latest run published (`batch.runs`), and
 `batch.cutover` says which landing version each covers. The merged views (`serving/sql/*.sql`,
 one file per view) are in the main schema under the report names, with
-`tolls_customer_spend_this_month` and `tolls_report_freshness` over them;
+`tolls_customer_spend_this_month`, `tolls_report_freshness`, `clicks_article_minute`,
+`clicks_article_daily` and `clicks_trending_10m` over them;
 `reference.tolls_customer_changes` audits the customers table from its change data feed. A table
 stored in a union table (the speed views and the streaming progress, all in
 `speed.tolls_speed_rows`) is a view of the union's rows of its `view_name`.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,9 +42,11 @@ from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
 MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
-                "tolls_plaza_revenue_30m", "tolls_daily_class_traffic")
+                "tolls_plaza_revenue_30m", "tolls_daily_class_traffic",
+                "clicks_article_views", "clicks_daily_popularity")
 # Views over the merged views (also one SQL file each), created after them.
-DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts")
+DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts",
+                 "clicks_article_minute", "clicks_article_daily", "clicks_trending_10m")
 # Audit views from a table's change data feed (one SQL file each): view -> its schema.
 AUDIT_VIEWS = {"tolls_customer_changes": "reference"}
 # The change feed and commits of the customers table, which the audit view reads.
@@ -105,10 +109,34 @@ def _may_have_moved(path: str, handle: DeltaTable | None) -> bool:
     return (log / f"{handle.version() + 1:020d}.json").exists()
 
 
+_SCHEMAS = {"main": "main", "batch": "batch", "speed": "speed", "reference": "reference"}
+_MEASURE_TYPES = ("int", "long", "double", "decimal")  # a batch view's measures: added up
+
+
 def render_view_sql(view: str) -> str:
-    """The SQL of a merged view with its schema names filled in."""
-    text = resources.files("serving").joinpath("sql", f"{view}.sql").read_text()
-    return text.format(main="main", batch="batch", speed="speed", reference="reference")
+    """The SQL of a view with its schema names filled in: a merged view from the one template
+    (`sql/merged_view.sql`) and its batch view's spec, any other from its own file."""
+    if view not in MERGED_VIEWS:
+        text = resources.files("serving").joinpath("sql", f"{view}.sql").read_text()
+        return text.format(**_SCHEMAS)
+    spec = schemas.load(view)
+    part = spec.speed_part
+    if part is None:
+        raise ValueError(f"{view}: a merged view's spec needs its speed_part")
+    measures = [c for c in spec.columns if c.name not in spec.primary_key
+                and c.type.startswith(_MEASURE_TYPES)]
+    keys = [c.name for c in spec.columns if c not in measures]
+    text = resources.files("serving").joinpath("sql", "merged_view.sql").read_text()
+    return text.format(
+        **_SCHEMAS, view=view, speed_view=part.source,
+        speed_relation=relation_name(part.source).split(".", 1)[1],
+        columns=", ".join(spec.column_names),
+        speed_columns=",\n           ".join(
+            f"{part.expression(c)} as {c}" for c in spec.column_names),
+        keys=", ".join(keys),
+        measures=",\n        ".join(
+            f"cast(sum({c.name}) as {schemas.duckdb_type(c.type)}) as {c.name}"
+            for c in measures))
 
 
 def _sql_literal(value: object, duckdb_type: str) -> str:
@@ -360,6 +388,13 @@ class Serving:
         return ExportReport(target, len(self._tables) + len(MERGED_VIEWS),
                             len(MERGED_VIEWS) + len(DERIVED_VIEWS) + len(AUDIT_VIEWS),
                             time.monotonic() - began)
+
+    def rows(self, views: Iterable[str]) -> dict[str, set[tuple]]:
+        """Every row of each of `views` after a refresh, as a set of tuples (what the tests and
+        the demo compare with the ground truth)."""
+        self.refresh()
+        return {view: set(self.con.execute(f"select * from {view}").fetchall())
+                for view in views}
 
     def query(self, sql: str) -> pa.Table:
         """Run SQL and return the result as an Arrow table."""

@@ -56,5 +56,6 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
     return base_settings.replace(
         lake={"root": str(tmp_path / "lake")},
         checkpoint={"root": str(tmp_path / "checkpoints")},
-        topics={"tolls_events": f"tolls.events.{uuid.uuid4().hex[:8]}"},
+        topics={"tolls_events": f"tolls.events.{uuid.uuid4().hex[:8]}",
+                "clicks_events": f"clicks.events.{uuid.uuid4().hex[:8]}"},
     )

@@ -5,6 +5,7 @@ with
 cutover as (
     select view_name, landing_version
     from {batch}.cutover
+    where view_name like 'tolls\_%' escape '\'
 ),
 
 runs as (

@@ -28,7 +28,7 @@ from batch import tolls_reports
 from lambdalake import broker, customers, lake
 from lambdalake.config import Settings
 from lambdalake.generators import tolls
-from lambdalake.groundtruth import REPORT_SQL, differences, expected_reports
+from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
 from serving.engine import Serving
 from speed import tolls_stream
 from speed.union_rows import member_rows
@@ -144,7 +144,7 @@ def merged_views(settings: Settings) -> dict[str, set[tuple]]:
     serving = Serving(settings)
     try:
         return {view: set(serving.con.execute(f"select * from {view}").fetchall())
-                for view in REPORT_SQL}
+                for view in TOLLS_REPORT_SQL}
     finally:
         serving.close()
 
