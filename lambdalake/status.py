@@ -15,6 +15,9 @@ What it shows, and where it comes from:
 - any gap recorded by the streaming job (offsets Kafka's retention deleted before they were
   read), from `quarantine.tolls_kafka_gaps`.
 
+The same lines, prefixed `clicks`, follow for the clickstream's job once it has run (a job file
+or progress rows): job, last micro-batch, records, lag, batch cut-over and gaps.
+
 The lines under `attention:` say what needs an operator; the exit code is 1 when there is one.
 """
 
@@ -33,6 +36,51 @@ from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
 
 QUERY = "tolls_stream"
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A streaming domain as the screen shows it: its name, its lines' prefix, its batch job
+    and the command that runs its streaming job."""
+
+    domain: str  # tolls, clicks: names its query, topic setting, tables and batch views
+    prefix: str
+    batch_job: str
+    speed_run: str
+
+    @property
+    def query(self) -> str:
+        """Its streaming query (and checkpoint folder)."""
+        return f"{self.domain}_stream"
+
+    @property
+    def progress(self) -> str:
+        """Its progress rows' relation."""
+        return f"speed.{self.domain}_stream_progress"
+
+    @property
+    def gaps(self) -> str:
+        """Its gaps' relation."""
+        return f"quarantine.{self.domain}_kafka_gaps"
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Its merged batch views."""
+        from serving.engine import MERGED_VIEWS
+
+        return tuple(v for v in MERGED_VIEWS if v.startswith(f"{self.domain}_"))
+
+    def label(self, text: str) -> str:
+        """A line's label: `streaming job`, `clicks streaming job`."""
+        return f"{self.prefix}{text}"
+
+    def topic(self, settings: Settings) -> str:
+        """Its events topic."""
+        return getattr(settings.topics, f"{self.domain}_events")
+
+
+TOLLS = Watched("tolls", "", "tolls-reports", "lambdalake speed run")
+CLICKS = Watched("clicks", "clicks ", "clicks-reports", "lambdalake speed run --domain clicks")
 FRESHNESS = dt.timedelta(minutes=30)  # SPEC: batch reports at most 30 minutes behind
 STALE_JOB = dt.timedelta(minutes=5)  # a running job whose last micro-batch is older: say so
 
@@ -88,8 +136,8 @@ class Report:
         """The screen as text."""
         width = max(len(label) for label, _ in self.lines)
         out = [f"{label:<{width}}  {text}" for label, text in self.lines]
-        if self.attention:
-            out += ["", "attention:"] + [f"  - {a}" for a in self.attention]
+        if self.attention:  # once each (Kafka down is said by each domain's lag)
+            out += ["", "attention:"] + [f"  - {a}" for a in dict.fromkeys(self.attention)]
         else:
             out += ["", "attention: none"]
         return "\n".join(out)
@@ -116,75 +164,80 @@ def _stamp(at: dt.datetime) -> str:
     return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _job(settings: Settings, report: Report) -> bool:
-    path = job_file(settings)
+def _job(settings: Settings, report: Report, watched: Watched) -> bool:
+    path, label = job_file(settings, watched.query), watched.label("streaming job")
+    job = f"the {watched.label('streaming job')}"
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
-        report.add("streaming job", "not running (no job file)")
-        report.attention.append("the streaming job is not running: `lambdalake speed run`")
+        report.add(label, "not running (no job file)")
+        report.attention.append(f"{job} is not running: `{watched.speed_run}`")
         return False
     except (OSError, ValueError) as e:
-        report.add("streaming job", f"unknown: unreadable job file {path} ({e})")
+        report.add(label, f"unknown: unreadable job file {path} ({e})")
         return False
     started = f"started {record.get('started_at')}"
     if record.get("pid") is None:
         outcome = record.get("outcome", "stopped")
-        report.add("streaming job", f"not running: {outcome} at {record.get('stopped_at')}")
-        report.attention.append("the streaming job is not running: `lambdalake speed run`"
+        report.add(label, f"not running: {outcome} at {record.get('stopped_at')}")
+        report.attention.append(f"{job} is not running: `{watched.speed_run}`"
                                 + ("" if outcome == "stopped cleanly" else
                                    " (after fixing why it failed)"))
         return False
     if record.get("host") != socket.gethostname():
-        report.add("streaming job", f"pid {record.get('pid')} on host {record.get('host')}, "
-                                    f"{started} (another host: not checked from here)")
+        report.add(label, f"pid {record.get('pid')} on host {record.get('host')}, "
+                          f"{started} (another host: not checked from here)")
         return True
-    if processes.alive(int(record["pid"]), (b"lambdalake", b"tolls_stream")):
-        report.add("streaming job", f"running: pid {record['pid']}, {started}")
+    if processes.alive(int(record["pid"]), (b"lambdalake", watched.query.encode())):
+        report.add(label, f"running: pid {record['pid']}, {started}")
         return True
-    report.add("streaming job", f"not running: pid {record.get('pid')} ({started}) ended "
-                                "without a clean stop (killed or crashed)")
-    report.attention.append("the streaming job died without a clean stop: see its log, then "
-                            "`lambdalake speed run` (it resumes from its checkpoint)")
+    report.add(label, f"not running: pid {record.get('pid')} ({started}) ended "
+                      "without a clean stop (killed or crashed)")
+    report.attention.append(f"{job} died without a clean stop: see its log, then "
+                            f"`{watched.speed_run}` (it resumes from its checkpoint)")
     return False
 
 
-def _progress(serving, report: Report, now: dt.datetime, running: bool) -> None:  # noqa: ANN001
+def _progress(serving, report: Report, now: dt.datetime, running: bool,  # noqa: ANN001
+              watched: Watched) -> None:
     last = serving.con.execute(
         "select ingest_batch_id, processed_at, read_count, landed_count, quarantined_count, "
-        "duplicate_count, landing_version, processing_seconds from speed.tolls_stream_progress "
+        f"duplicate_count, landing_version, processing_seconds from {watched.progress} "
         "order by processed_at desc limit 1").fetchone()
     if last is None:
-        report.add("last micro-batch", "none yet")
+        report.add(watched.label("last micro-batch"), "none yet")
         return
     batch_id, at, read, landed, quarantined, duplicates, version, seconds = last
     at = _utc(at)
-    report.add("last micro-batch", f"{batch_id} at {_stamp(at)} ({_ago(at, now)}): read "
+    report.add(watched.label("last micro-batch"), f"{batch_id} at {_stamp(at)} "
+               f"({_ago(at, now)}): read "
                                    f"{read:,}, landed {landed:,}, quarantined {quarantined:,}, "
                                    f"duplicates {duplicates:,}"
                + (f" (landing v{version})" if version is not None else "")
                + (f" in {seconds:.1f}s" if seconds is not None else ""))
     totals = serving.con.execute(
         "select count(*), sum(read_count), sum(landed_count), sum(quarantined_count), "
-        "sum(duplicate_count) from speed.tolls_stream_progress").fetchone()
+        f"sum(duplicate_count) from {watched.progress}").fetchone()
     batches, read, landed, quarantined, duplicates = (int(v or 0) for v in totals)
     balanced = "" if read == landed + quarantined + duplicates else "  (DOES NOT BALANCE)"
-    report.add("records", f"read {read:,} = landed {landed:,} + quarantined {quarantined:,} + "
-                          f"duplicates {duplicates:,} over {batches:,} micro-batches{balanced}")
+    report.add(watched.label("records"), f"read {read:,} = landed {landed:,} + quarantined "
+               f"{quarantined:,} + duplicates {duplicates:,} over {batches:,} "
+               f"micro-batches{balanced}")
     if balanced:
-        report.attention.append("the progress rows do not balance: read != landed + "
-                                "quarantined + duplicates")
+        report.attention.append(f"the progress rows of {watched.progress} do not balance: "
+                                "read != landed + quarantined + duplicates")
     if running and now - at > STALE_JOB:
         report.add("", f"(no micro-batch for {_ago(at, now)[:-4]}: idle topic, or stuck?)")
 
 
-def checkpoint_offsets(settings: Settings) -> tuple[int, dict[str, dict[int, int]]] | None:
+def checkpoint_offsets(settings: Settings, query: str = QUERY
+                       ) -> tuple[int, dict[str, dict[int, int]]] | None:
     """(batch id, {topic: {partition: next offset}}) of the last micro-batch the streaming
     query's checkpoint records as done, or None (no checkpoint, or not on a local path)."""
     root = local_path(settings.checkpoint.root)
     if root is None:
         return None
-    folder = root / QUERY
+    folder = root / query
     try:
         done = [int(p.name) for p in (folder / "commits").iterdir() if p.name.isdigit()]
     except FileNotFoundError:
@@ -195,25 +248,25 @@ def checkpoint_offsets(settings: Settings) -> tuple[int, dict[str, dict[int, int
     return batch_id, retention.parse_offsets((folder / "offsets" / str(batch_id)).read_text())
 
 
-def _lag(settings: Settings, report: Report) -> bool:
+def _lag(settings: Settings, report: Report, watched: Watched) -> bool:
     """Add the lag line; return whether Kafka answered."""
-    topic = settings.topics.tolls_events
-    checkpoint = checkpoint_offsets(settings)
+    topic, label = watched.topic(settings), watched.label("kafka lag")
+    checkpoint = checkpoint_offsets(settings, watched.query)
     try:
         ranges = topics.offset_ranges(settings, topic, timeout_s=3.0)
     except LambdalakeError:
-        report.add("kafka lag", f"unknown: Kafka at {settings.kafka.bootstrap_servers} does "
-                                "not answer")
+        report.add(label, f"unknown: Kafka at {settings.kafka.bootstrap_servers} does "
+                          "not answer")
         report.attention.append(f"Kafka at {settings.kafka.bootstrap_servers} does not answer")
         return False
     if not ranges:
-        report.add("kafka lag", f"topic {topic} does not exist yet")
+        report.add(label, f"topic {topic} does not exist yet")
         return True
     done = (checkpoint or (None, {}))[1].get(topic)
     if done is None:
         waiting = sum(end - earliest for earliest, end in ranges.values())
-        report.add("kafka lag", f"{topic}: {waiting:,} records on the topic (no micro-batch "
-                                "done in a checkpoint on a local path)")
+        report.add(label, f"{topic}: {waiting:,} records on the topic (no micro-batch "
+                          "done in a checkpoint on a local path)")
         return True
     parts, total = [], 0
     for partition, (earliest, end) in sorted(ranges.items()):
@@ -225,31 +278,36 @@ def _lag(settings: Settings, report: Report) -> bool:
             report.attention.append(
                 f"{topic} partition {partition}: offsets {position}-{earliest - 1} were deleted "
                 "by retention before the job read them")
-    report.add("kafka lag", f"{topic}: {total:,} records behind ({', '.join(parts)}; "
-                            f"checkpoint batch {checkpoint[0]})")
+    report.add(label, f"{topic}: {total:,} records behind ({', '.join(parts)}; "
+                      f"checkpoint batch {checkpoint[0]})")
     return True
 
 
-def _batch(serving, report: Report, now: dt.datetime) -> None:  # noqa: ANN001
-    row = serving.con.execute(
-        "select min(batch_cutover_landing_version), min(batch_published_at), "
-        "count(batch_published_at), count(*) from tolls_report_freshness").fetchone()
-    version, published, published_count, reports = row
+def _batch(serving, report: Report, now: dt.datetime, watched: Watched) -> None:  # noqa: ANN001
+    label = watched.label("batch cut-over")
+    views = ", ".join(f"'{view}'" for view in watched.views)
+    version, published, published_count = serving.con.execute(
+        "with latest as (select view_name, arg_max(landing_version, published_at) as version, "
+        f"max(published_at) as published_at from batch.runs where view_name in ({views}) "
+        "group by view_name) "
+        "select min(version), min(published_at), count(*) from latest").fetchone()
+    reports = len(watched.views)
     if not published_count:
-        report.add("batch cut-over", "no batch run published yet (the speed part serves "
-                                     "everything)")
-        report.attention.append("no batch run published: `lambdalake batch run tolls-reports` "
-                                "or `lambdalake batch schedule --every 30m`")
+        report.add(label, "no batch run published yet (the speed part serves everything)")
+        report.attention.append(f"no {watched.batch_job} batch run published: `lambdalake "
+                                f"batch run {watched.batch_job}` or `lambdalake batch schedule "
+                                f"--every 30m --jobs {watched.batch_job}`")
         return
     published = _utc(published)
     age = now - published
     verdict = ("within" if age <= FRESHNESS else "OVER") + " the 30-minute requirement"
     partial = "" if published_count == reports else f" ({published_count} of {reports} views)"
-    report.add("batch cut-over", f"landing v{version}, published {_stamp(published)}, "
-                                 f"{_ago(published, now)}: {verdict}{partial}")
+    report.add(label, f"landing v{version}, published {_stamp(published)}, "
+                      f"{_ago(published, now)}: {verdict}{partial}")
     if age > FRESHNESS:
-        report.attention.append(f"the batch views are {_ago(published, now)[:-4]} old, over "
-                                "30 minutes: is `lambdalake batch schedule` running?")
+        report.attention.append(f"the {watched.batch_job} batch views are "
+                                f"{_ago(published, now)[:-4]} old, over 30 minutes: is "
+                                "`lambdalake batch schedule` running?")
 
 
 def _alerts(settings: Settings, serving, report: Report, kafka_up: bool  # noqa: ANN001
@@ -273,20 +331,20 @@ def _alerts(settings: Settings, serving, report: Report, kafka_up: bool  # noqa:
                                 "(the job sends them when it replays their micro-batch)")
 
 
-def _gaps(serving, report: Report) -> None:  # noqa: ANN001
+def _gaps(serving, report: Report, watched: Watched) -> None:  # noqa: ANN001
     rows = serving.con.execute(
         "select kafka_topic, kafka_partition, from_offset, to_offset, detected_at "
-        "from quarantine.tolls_kafka_gaps order by detected_at").fetchall()
+        f"from {watched.gaps} order by detected_at").fetchall()
     if not rows:
-        report.add("gaps", "none recorded")
+        report.add(watched.label("gaps"), "none recorded")
         return
     missing = sum(r[3] - r[2] for r in rows)
-    report.add("gaps", f"{len(rows)} recorded, {missing:,} records never read:")
+    report.add(watched.label("gaps"), f"{len(rows)} recorded, {missing:,} records never read:")
     for topic, partition, start, end, at in rows[-5:]:
         report.add("", f"{topic} p{partition} offsets {start}-{end - 1} (found "
                        f"{_stamp(_utc(at))})")
     report.attention.append(f"{missing:,} records were deleted by Kafka retention before the "
-                            "job read them (quarantine.tolls_kafka_gaps)")
+                            f"job read them ({watched.gaps})")
 
 
 def status(settings: Settings) -> Report:
@@ -296,14 +354,20 @@ def status(settings: Settings) -> Report:
     now = dt.datetime.now(dt.timezone.utc)
     report = Report()
     report.add("lake", f"{settings.lake.root} (checkpoint {settings.checkpoint.root})")
-    running = _job(settings, report)
     serving = Serving(settings, copy_to_duckdb=False)
     try:
-        _progress(serving, report, now, running)
-        kafka_up = _lag(settings, report)
-        _batch(serving, report, now)
-        _alerts(settings, serving, report, kafka_up)
-        _gaps(serving, report)
+        for watched in (TOLLS, CLICKS):
+            in_use = watched is TOLLS or job_file(settings, watched.query).exists() or (
+                serving.con.execute(f"select count(*) from {watched.progress}").fetchone()[0])
+            if not in_use:  # the clickstream shows once its job has run
+                continue
+            running = _job(settings, report, watched)
+            _progress(serving, report, now, running, watched)
+            kafka_up = _lag(settings, report, watched)
+            _batch(serving, report, now, watched)
+            if watched is TOLLS:
+                _alerts(settings, serving, report, kafka_up)
+            _gaps(serving, report, watched)
     finally:
         serving.close()
     return report

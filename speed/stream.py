@@ -179,7 +179,6 @@ class StreamTotals:
         self.duplicates += counts.get("duplicate", 0)
 
 
-
 def _stream_app_id(spark: SparkSession, checkpoint: str, query_name: str) -> str:
     """The streaming query's id, stable for the life of its checkpoint."""
     text = spark.read.text(f"{checkpoint}/metadata").first()[0]
@@ -205,7 +204,6 @@ def speed_partials(speed_views: Mapping[str, Callable[..., Callable[[DataFrame],
         return reduce(DataFrame.unionByName, parts).coalesce(1)
 
     return transform
-
 
 
 class PhaseClock:
@@ -238,7 +236,6 @@ class PhaseClock:
         """`in 0.9s: validate 0.3, ...`."""
         parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.phases.items())
         return f"in {self.elapsed():.1f}s ({parts})"
-
 
 
 class StreamProcessor:
@@ -553,7 +550,6 @@ class StreamProcessor:
                 + f" {clock.summary()}")
         self.totals.log.append(line)
         print(line, flush=True)
-
 
 
 def start_query(domain: StreamDomain, spark: SparkSession, settings: Settings, until_idle: bool,

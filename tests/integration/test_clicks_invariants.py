@@ -12,7 +12,7 @@ import random
 
 from batch import views_job
 from batch.clicks_reports import CLICKS_REPORTS
-from lambdalake import topics
+from lambdalake import status, topics
 from lambdalake.generators import clicks, stream
 from lambdalake.groundtruth import CLICKS_REPORT_SQL, differences, events_table, expected_reports
 from serving.engine import Serving
@@ -84,8 +84,16 @@ def test_merged_clicks_views_stay_exact_around_batch_runs(kafka_broker, settings
         "sum(duplicate_count) from speed.clicks_stream_progress").fetchone()
     assert read == produced == landed + quarantined + duplicates
     assert landed == len(accepted) and duplicates > 0 and quarantined > 0
-    # the batch runs covered most views: the speed rows they covered were pruned
-    cutover = serving.con.execute("select landing_version from batch.cutover "
-                                  "where view_name = 'clicks_article_views'").fetchone()[0]
-    assert cutover > 0
+    # the operator's screen shows the clickstream's lines, balanced, with its cut-over
+    lines = dict(status.status(settings).lines)
+    assert lines["clicks records"].startswith(
+        f"read {read:,} = landed {landed:,} + quarantined {quarantined:,} + duplicates "
+        f"{duplicates:,}")
+    assert lines["clicks batch cut-over"].startswith(f"landing v{cutover_of(serving)}, ")
+    assert lines["clicks kafka lag"].startswith(f"{settings.topics.clicks_events}: 0 records")
     serving.close()
+
+
+def cutover_of(serving):
+    return serving.con.execute("select landing_version from batch.cutover "
+                               "where view_name = 'clicks_article_views'").fetchone()[0]
