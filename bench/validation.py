@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bench.common import bench_environment
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.spark import create_spark_session
 from speed import validate
 from speed.tolls.validate import toll_rules
@@ -36,9 +36,10 @@ KAFKA_SCHEMA = T.StructType([
 def kafka_frame(spark: SparkSession, count: int, malformed: float) -> DataFrame:
     """Cached rows shaped like Spark's Kafka source output, holding generated toll records."""
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)
-    records = list(tolls.toll_records(tolls.TollsOptions(
-        count=count, seed=1, start=start, span=dt.timedelta(hours=6), customers=10_000,
-        malformed_fraction=malformed)))
+    records = list(tolls.toll_records(tolls.TollsOptions(count=count, seed=1, start=start,
+                                                         span=dt.timedelta(hours=6),
+                                                         customers=10_000,
+                                                         faults=stream.Faults(malformed_fraction=malformed))))
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.table({"key": [r.key for r in records], "value": [r.value for r in records],
                       "topic": ["bench"] * count, "partition": [i % 2 for i in range(count)],

@@ -8,9 +8,13 @@ import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lambdalake.config import Settings, describe, load_settings
 from lambdalake.errors import LambdalakeError
+
+if TYPE_CHECKING:  # imported where used, so `lambdalake --help` stays quick
+    from lambdalake.generators.stream import Faults
 
 
 def _setup(settings: Settings, _args: argparse.Namespace) -> int:
@@ -70,6 +74,16 @@ def _add_stream_options(parser: argparse.ArgumentParser, what: str, count: int) 
                             help=f"fraction of {kind} records (default 0)")
 
 
+def _faults(args: argparse.Namespace) -> Faults:
+    """The faults a generator's options asked for (`_add_stream_options`)."""
+    from lambdalake.generators.stream import Faults
+
+    return Faults(late_fraction=args.late_fraction,
+                  out_of_order_fraction=args.out_of_order_fraction,
+                  duplicate_fraction=args.duplicate_fraction,
+                  malformed_fraction=args.malformed_fraction)
+
+
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from lambdalake import customers as customers_api
     from lambdalake import plazas as plazas_api
@@ -84,11 +98,10 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         path = plazas_api.write_plazas(settings, rows)
         print(f"generate: wrote {len(rows)} plazas to {path}")
     if args.count:
-        options = tolls.TollsOptions(
-            count=args.count, seed=args.seed, start=args.start,
-            span=dt.timedelta(minutes=args.span_minutes), customers=args.customers,
-            late_fraction=args.late_fraction, out_of_order_fraction=args.out_of_order_fraction,
-            duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction)
+        options = tolls.TollsOptions(count=args.count, seed=args.seed, start=args.start,
+                                     span=dt.timedelta(minutes=args.span_minutes),
+                                     customers=args.customers,
+                                     faults=_faults(args))
         report = tolls.produce(settings, tolls.toll_records(options), total=args.count,
                                rate=args.rate)
         print(f"generate: sent {report.sent} records to {settings.topics.tolls_events} in "
@@ -102,10 +115,7 @@ def _generate_clicks(settings: Settings, args: argparse.Namespace) -> int:
     options = clicks.ClicksOptions(
         count=args.count, seed=args.seed, start=args.start,
         span=dt.timedelta(minutes=args.span_minutes), articles=args.articles,
-        sessions=args.sessions, faults=stream.Faults(
-            late_fraction=args.late_fraction, out_of_order_fraction=args.out_of_order_fraction,
-            duplicate_fraction=args.duplicate_fraction,
-            malformed_fraction=args.malformed_fraction))
+        sessions=args.sessions, faults=_faults(args))
     topic = settings.topics.clicks_events
     report = stream.produce(settings, clicks.click_records(options), topic, total=args.count,
                             rate=args.rate)

@@ -23,7 +23,7 @@ from lambdalake import broker, topics
 from lambdalake import customers as customers_api
 from lambdalake import plazas as plazas_api
 from lambdalake.config import Settings
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
 
 DEMO_TOPIC = "demo.tolls.events"
@@ -196,10 +196,11 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         plazas_api.write_plazas(settings, tolls.plazas())
 
         def wave(count: int, wave_seed: int, start: dt.datetime) -> None:
-            options = tolls.TollsOptions(
-                count=count, seed=wave_seed, start=start, span=dt.timedelta(hours=1),
-                customers=customers, late_fraction=0.05, max_lateness=dt.timedelta(days=2),
-                out_of_order_fraction=0.05, duplicate_fraction=0.02, malformed_fraction=0.01)
+            options = tolls.TollsOptions(count=count, seed=wave_seed, start=start,
+                                         span=dt.timedelta(hours=1), customers=customers,
+                                         faults=stream.Faults(
+                                             late_fraction=0.05, out_of_order_fraction=0.05,
+                                             duplicate_fraction=0.02, malformed_fraction=0.01))
             report = tolls.produce(settings, tolls.toll_records(options), total=count)
             accepted.extend(report.events)
             print(f"generate: sent {report.sent} records ({len(report.events)} distinct "

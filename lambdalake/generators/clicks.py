@@ -15,7 +15,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lambdalake.generators import stream
 
@@ -26,16 +26,11 @@ DEVICE_WEIGHTS = (35, 55, 10)
 
 
 @dataclass(frozen=True)
-class ClicksOptions:
-    """What to generate."""
+class ClicksOptions(stream.StreamOptions):
+    """What to generate: the stream's options, how many articles and sessions."""
 
-    count: int
-    seed: int = 0
-    start: dt.datetime | None = None
-    span: dt.timedelta = dt.timedelta(hours=1)
     articles: int = 200
     sessions: int = 1000
-    faults: stream.Faults = field(default_factory=stream.Faults)
 
 
 def article_ids(count: int) -> list[str]:

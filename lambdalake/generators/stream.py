@@ -16,7 +16,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
@@ -33,6 +33,19 @@ class Faults:
     out_of_order_fraction: float = 0.0
     duplicate_fraction: float = 0.0
     malformed_fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What every generator is asked for: how many records, the seed, the span of event times
+    (from `start`, default: `span` before now) and the faults mixed in. A domain's options add
+    its own fields."""
+
+    count: int
+    seed: int = 0
+    start: dt.datetime | None = None
+    span: dt.timedelta = dt.timedelta(hours=1)
+    faults: Faults = field(default_factory=Faults)
 
 
 @dataclass(frozen=True)

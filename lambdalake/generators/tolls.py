@@ -33,19 +33,10 @@ BASE_TOLL = {1: Decimal("2.50"), 2: Decimal("4.00"), 3: Decimal("6.75"), 4: Deci
 
 
 @dataclass(frozen=True)
-class TollsOptions:
-    """What to generate."""
+class TollsOptions(stream.StreamOptions):
+    """What to generate: the stream's options and how many customers."""
 
-    count: int
-    seed: int = 0
-    start: dt.datetime | None = None
-    span: dt.timedelta = dt.timedelta(hours=1)
     customers: int = 200
-    late_fraction: float = 0.0
-    max_lateness: dt.timedelta = dt.timedelta(days=2)
-    out_of_order_fraction: float = 0.0
-    duplicate_fraction: float = 0.0
-    malformed_fraction: float = 0.0
 
 
 def plazas() -> list[dict]:
@@ -113,11 +104,8 @@ def toll_records(options: TollsOptions) -> Iterator[TollRecord]:
         event=lambda rng, at: _event(rng, at, options.customers),
         encode=lambda rng, event: encode_event(event, amount_as_string=rng.random() < 0.5),
         malform=_malformed, key=lambda event: event["transaction_id"].encode())
-    faults = stream.Faults(options.late_fraction, options.max_lateness,
-                           options.out_of_order_fraction, options.duplicate_fraction,
-                           options.malformed_fraction)
     return stream.records(domain, options.count, options.seed, options.start, options.span,
-                          faults)
+                          options.faults)
 
 
 def produce(settings: Settings, records: Iterable[TollRecord], total: int | None = None,

@@ -15,7 +15,7 @@ import schemas
 from batch import maintain, tolls_reports
 from lambdalake import customers, lake, topics
 from lambdalake.errors import LambdalakeError
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.groundtruth import differences, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
@@ -50,8 +50,9 @@ def merged(settings):
 
 def produce(settings, seed, start, count=600):
     options = tolls.TollsOptions(count=count, seed=seed, start=start, customers=30,
-                                 span=dt.timedelta(minutes=30), duplicate_fraction=0.02,
-                                 malformed_fraction=0.03)
+                                 span=dt.timedelta(minutes=30),
+                                 faults=stream.Faults(duplicate_fraction=0.02,
+                                                      malformed_fraction=0.03))
     return tolls.produce(settings, tolls.toll_records(options), progress=False).events
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from lambdalake import broker, customers, lake, topics
 from lambdalake.config import Settings
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from speed import tolls_stream
 from tests.integration.test_replay import alert_keys
 
@@ -27,7 +27,7 @@ def produce(settings: Settings, seed: int, count: int) -> list[dict]:
     """Send `count` toll records (20 customers with thresholds); return the accepted events."""
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     options = tolls.TollsOptions(count=count, seed=seed, start=start, customers=20,
-                                 duplicate_fraction=0.0)
+                                 faults=stream.Faults(duplicate_fraction=0.0))
     return tolls.produce(settings, tolls.toll_records(options), progress=False).events
 
 

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from batch import tolls_reports
 from lambdalake import broker, customers, lake
 from lambdalake.config import Settings
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
 from serving.engine import Serving
 from speed import tolls_stream
@@ -88,10 +88,11 @@ class Chaos:
     def wave(self) -> None:
         """Produce one wave of records: late, out-of-order, duplicate and malformed ones too."""
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        options = tolls.TollsOptions(
-            count=PER_WAVE, seed=self.rng.randrange(1 << 30), start=now - dt.timedelta(hours=2),
-            customers=CUSTOMERS, late_fraction=0.05, out_of_order_fraction=0.05,
-            duplicate_fraction=0.02, malformed_fraction=0.01)
+        options = tolls.TollsOptions(count=PER_WAVE, seed=self.rng.randrange(1 << 30),
+                                     start=now - dt.timedelta(hours=2), customers=CUSTOMERS,
+                                     faults=stream.Faults(
+                                         late_fraction=0.05, out_of_order_fraction=0.05,
+                                         duplicate_fraction=0.02, malformed_fraction=0.01))
         report = tolls.produce(self.settings, tolls.toll_records(options), progress=False)
         self.accepted += report.events
         self.sent += report.sent

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 
 from batch import tolls_reports
 from lambdalake import customers, topics
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from speed import tolls_stream
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -51,7 +51,8 @@ def test_tolls_notebook_plots_every_report(kafka_broker, settings, spark, monkey
     customers.write_customers(settings, tolls.customers(20, 9))
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=50)
     options = tolls.TollsOptions(count=400, seed=9, start=start, customers=20,
-                                 malformed_fraction=0.05, duplicate_fraction=0.05)
+                                 faults=stream.Faults(malformed_fraction=0.05,
+                                                      duplicate_fraction=0.05))
     tolls.produce(settings, tolls.toll_records(options), progress=False)
     tolls_stream.run(spark, settings, until_idle=True)
     tolls_reports.run(spark, settings)

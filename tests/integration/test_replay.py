@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from lambdalake import customers, lake, topics
 from lambdalake.errors import LambdalakeError
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from speed import tolls_stream
 
 
@@ -37,7 +37,8 @@ def one_batch_of_records(settings):
     customers.write_customers(settings, tolls.customers(20, 3))
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     options = tolls.TollsOptions(count=1500, seed=4, start=start, customers=20,
-                                 malformed_fraction=0.02, duplicate_fraction=0.02)
+                                 faults=stream.Faults(malformed_fraction=0.02,
+                                                      duplicate_fraction=0.02))
     return settings, tolls.produce(settings, tolls.toll_records(options), progress=False)
 
 

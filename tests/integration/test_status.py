@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lambdalake import lake, topics
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from tests.integration.test_cli_processes import cli_env, lambdalake
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,8 @@ def test_status_shows_the_running_job_its_progress_and_lag_then_its_death(
     assert line(screen, "last micro-batch") == "none yet"
 
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
-    report = tolls.produce(settings, tolls.toll_records(tolls.TollsOptions(
-        count=300, seed=8, start=start, malformed_fraction=0.05, duplicate_fraction=0.05)),
+    report = tolls.produce(settings, tolls.toll_records(tolls.TollsOptions(count=300, seed=8,
+            start=start, faults=stream.Faults(malformed_fraction=0.05, duplicate_fraction=0.05))),
         progress=False)
     log = (tmp_path / "job.log").open("w")
     job = subprocess.Popen([sys.executable, "-m", "lambdalake.cli", "speed", "run"], env=env,

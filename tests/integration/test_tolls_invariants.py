@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 
 from batch import tolls_reports
 from lambdalake import customers, topics
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.groundtruth import differences, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
@@ -66,8 +66,9 @@ def test_merged_views_alerts_and_counts_stay_exact(kafka_broker, settings, spark
         options = tolls.TollsOptions(
             count=PER_WAVE, seed=rng.randrange(2**31), customers=CUSTOMERS,
             start=now - dt.timedelta(hours=WAVES - wave), span=dt.timedelta(hours=1),
-            late_fraction=0.05, max_lateness=dt.timedelta(days=2), out_of_order_fraction=0.05,
-            duplicate_fraction=0.02, malformed_fraction=0.01)
+            faults=stream.Faults(late_fraction=0.05, max_lateness=dt.timedelta(days=2),
+                                 out_of_order_fraction=0.05, duplicate_fraction=0.02,
+                                 malformed_fraction=0.01))
         report = tolls.produce(settings, tolls.toll_records(options), progress=False)
         accepted += report.events
         produced += report.sent

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 import schemas
 from batch import tolls_reports
 from lambdalake import lake, topics
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from lambdalake.groundtruth import differences, events_table, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
 from speed import tolls_stream
@@ -44,7 +44,8 @@ def send(settings, values, keys=None):
 
 def wave(settings, count, seed, start, **fractions):
     options = tolls.TollsOptions(count=count, seed=seed, start=start,
-                                 span=dt.timedelta(hours=1), customers=30, **fractions)
+                                 span=dt.timedelta(hours=1), customers=30,
+                                 faults=stream.Faults(**fractions))
     return tolls.produce(settings, tolls.toll_records(options), total=count,
                          progress=False).events
 

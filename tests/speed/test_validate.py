@@ -7,7 +7,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from lambdalake.config import ValidationSettings
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 from speed.tolls.validate import toll_rules
 from speed.validate import (
     accepted_events,
@@ -147,8 +147,8 @@ def test_acceptance_is_exactly_no_reason_found(spark):
     # the cheap checks decide; the reasons are worked out later, for rejected records only:
     # the two must agree on every record
     start = NOW - dt.timedelta(hours=1)
-    generated = [r.value for r in tolls.toll_records(tolls.TollsOptions(
-        count=300, seed=5, start=start, malformed_fraction=0.3, late_fraction=0.2))]
+    generated = [r.value for r in tolls.toll_records(tolls.TollsOptions(count=300, seed=5,
+            start=start, faults=stream.Faults(malformed_fraction=0.3, late_fraction=0.2)))]
     values = [payload(), payload(amount="12.50"), payload(plate="X\ufffd"), payload(lane=-1),
               payload(amount=0), payload(amount="1000.00"), payload(amount="1000.01"),
               payload(extra=None), b"{}", b"null", b'"text"', b"\xed\xa0\x80",

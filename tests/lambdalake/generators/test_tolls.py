@@ -2,15 +2,16 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from lambdalake.generators import tolls
+from lambdalake.generators import stream, tolls
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
 
 def test_same_seed_same_records():
-    options = tolls.TollsOptions(count=500, seed=7, start=START, late_fraction=0.1,
-                                 duplicate_fraction=0.05, malformed_fraction=0.05,
-                                 out_of_order_fraction=0.1)
+    options = tolls.TollsOptions(count=500, seed=7, start=START,
+                                 faults=stream.Faults(late_fraction=0.1, duplicate_fraction=0.05,
+                                                      malformed_fraction=0.05,
+                                                      out_of_order_fraction=0.1))
     first = list(tolls.toll_records(options))
     assert first == list(tolls.toll_records(options))
     other = list(tolls.toll_records(tolls.TollsOptions(count=500, seed=8, start=START)))
@@ -18,9 +19,10 @@ def test_same_seed_same_records():
 
 
 def test_fractions_shape_the_stream():
-    options = tolls.TollsOptions(count=4000, seed=1, start=START, late_fraction=0.1,
-                                 duplicate_fraction=0.05, malformed_fraction=0.05,
-                                 out_of_order_fraction=0.05, span=dt.timedelta(hours=1))
+    options = tolls.TollsOptions(count=4000, seed=1, start=START, span=dt.timedelta(hours=1),
+                                 faults=stream.Faults(late_fraction=0.1, duplicate_fraction=0.05,
+                                                      malformed_fraction=0.05,
+                                                      out_of_order_fraction=0.05))
     records = list(tolls.toll_records(options))
     kinds = [r.kind for r in records]
     assert kinds.count("event") + kinds.count("malformed") == 4000
