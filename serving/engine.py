@@ -5,13 +5,15 @@ never files Delta has removed. Tables appear in a DuckDB schema named after thei
 repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
 `speed.tolls_customer_spend_10m`, `batch.tolls_customer_monthly_spend`, `batch.runs`, ... Batch
 views are read at the Delta version their latest run published (`batch.runs`), and
-`batch.cutover` says which landing version each covers. The merged views (`serving/sql/*.sql`,
-one file per view) are in the main schema under the report names, with
-`tolls_customer_spend_this_month`, `tolls_report_freshness`, `clicks_article_minute`,
-`clicks_article_daily` and `clicks_trending_10m` over them;
+`batch.cutover` says which landing version each covers. The merged views (one template,
+`serving/sql/merged_view.sql`, filled in from each batch view's spec) are in the main schema
+under the report names, with `tolls_customer_spend_this_month`, `tolls_report_freshness`,
+`clicks_article_minute`, `clicks_article_daily` and `clicks_trending_10m` over them (one SQL
+file each);
 `reference.tolls_customer_changes` audits the customers table from its change data feed. A table
-stored in a union table (the speed views and the streaming progress, all in
-`speed.tolls_speed_rows`) is a view of the union's rows of its `view_name`.
+stored in a union table (a domain's speed views and streaming progress, all in
+`speed.tolls_speed_rows` or `speed.clicks_speed_rows`) is a view of the union's rows of its
+`view_name`.
 
 `refresh()` is cheap when little changed: each table's handle stays open and is brought up to
 date incrementally (on a local lake only when a commit file for its next version exists), and
