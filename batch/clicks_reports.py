@@ -20,12 +20,12 @@ import sys
 from batch import views_job
 from batch.clicks.views import article_views, daily_popularity
 from batch.views_job import BatchDomain
+from lambdalake import domains
 
 CLICKS_REPORTS = BatchDomain(
-    name="clicks-reports", landing="clicks_landing",
+    names=domains.CLICKS,
     views={"clicks_article_views": article_views(),
            "clicks_daily_popularity": daily_popularity()},
-    speed_rows="clicks_speed_rows", speed_views=("speed_clicks_article_views",),
     pre_shuffle={"clicks_article_views": ("article_id",)},
 )
 

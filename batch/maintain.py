@@ -47,15 +47,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lambdalake.config import Settings, load_settings
+from lambdalake.domains import CLICKS, DOMAINS, TOLLS
 from lambdalake.errors import LambdalakeError
 
 if TYPE_CHECKING:  # pyspark is imported when a job runs, not by `lambdalake --help`
     from pyspark.sql import SparkSession
 
-LANDING = "tolls_landing"
-# appended to by the streaming jobs every micro-batch: compacted
-COMPACTED = (LANDING, "tolls_speed_rows", "tolls_quarantine", "tolls_alerts", "tolls_kafka_gaps",
-             "clicks_landing", "clicks_speed_rows", "clicks_quarantine", "clicks_kafka_gaps")
+# appended to by the streaming jobs every micro-batch (the tolls job's alerts too): compacted
+COMPACTED = (*TOLLS.stream_tables, "tolls_alerts", *CLICKS.stream_tables)
 # overwritten (the batch views, see `vacuumed_only`) or appended to by batch runs and the
 # command-line tools: only vacuumed
 OTHER_TABLES = ("batch_runs", "tolls_customers", "tolls_plazas")
@@ -142,15 +141,6 @@ def retention_hours(retain_hours: float, now_ms: int | None = None,
     return math.ceil(round(hours, 6))
 
 
-def landings() -> dict[str, tuple[str, ...]]:
-    """Each batch job's landing zone and its batch views (a landing zone's protected cut-over
-    is that of its own domain's runs)."""
-    from batch.clicks_reports import CLICKS_REPORTS
-    from batch.tolls_reports import TOLLS_REPORTS
-
-    return {job.landing: tuple(job.views) for job in (TOLLS_REPORTS, CLICKS_REPORTS)}
-
-
 def protected_versions(spark: SparkSession, settings: Settings) -> dict[str, Protected]:
     """The version of each table whose files must stay (see the module docstring)."""
     from pyspark.sql import functions as F
@@ -166,8 +156,9 @@ def protected_versions(spark: SparkSession, settings: Settings) -> dict[str, Pro
               .collect())
     for row in latest:
         protected[row["view_name"]] = Protected(int(row["view_version"]), "served: published")
-    for landing, views in landings().items():
-        cutover = max((r for r in latest if r["view_name"] in views),
+    for domain in DOMAINS:  # a landing zone's cut-over is that of its own domain's runs
+        landing = domain.landing
+        cutover = max((r for r in latest if r["view_name"] in domain.batch_views),
                       key=lambda r: r["published_at"], default=None)
         landing_path = lake.table_path(settings, landing)
         recent = (lake.CommitLog(spark, landing_path).recent(50)
@@ -336,7 +327,7 @@ def run(spark: SparkSession, settings: Settings, retain_hours: float | None = No
     with _conf(spark, {"spark.databricks.delta.retentionDurationCheck.enabled": "false",
                        "spark.sql.sources.parallelPartitionDiscovery.parallelism":
                            str(max(2, spark.sparkContext.defaultParallelism))}):
-        batch_views = [view for views in landings().values() for view in views]
+        batch_views = [view for domain in DOMAINS for view in domain.batch_views]
         for table in (*COMPACTED, *batch_views, *OTHER_TABLES):
             result = maintain_table(spark, settings, table, retain_hours=hours,
                                     protected=protected.get(table), compact=compact,

@@ -26,19 +26,17 @@ from batch.tolls.views import (
     plaza_revenue_30m,
 )
 from batch.views_job import BatchDomain, BatchRun
+from lambdalake import domains
 from lambdalake.config import Settings
 
 TOLLS_REPORTS = BatchDomain(
-    name="tolls-reports", landing="tolls_landing",
+    names=domains.TOLLS,
     views={
         "tolls_customer_monthly_spend": customer_monthly_spend(),
         "tolls_customer_spend_10m": customer_spend_10m(),
         "tolls_plaza_revenue_30m": plaza_revenue_30m(),
         "tolls_daily_class_traffic": daily_class_traffic(),
     },
-    speed_rows="tolls_speed_rows",
-    speed_views=("speed_tolls_customer_spend_10m", "speed_tolls_plaza_revenue_30m",
-                 "speed_tolls_daily_class_traffic"),
     # about as many groups as events (10M events: the 10-minute view 22 s -> 18.6 s,
     # BENCHMARKS.md)
     pre_shuffle={"tolls_customer_spend_10m": ("customer_id",)},

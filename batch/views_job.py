@@ -24,22 +24,23 @@ from pyspark.sql import functions as F
 import schemas
 from lambdalake import faults, lake
 from lambdalake.config import Settings, load_settings
+from lambdalake.domains import Domain, same_names
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
 
 
 @dataclass(frozen=True)
 class BatchDomain:
-    """A domain's batch job: its landing zone, batch views and the speed rows they cover."""
+    """A domain's batch job: its names (landing zone, speed rows) and its batch views."""
 
-    name: str  # the job's name: tolls-reports, clicks-reports
-    landing: str
+    names: Domain  # its tables, job name and views (lambdalake/domains.py)
     views: Mapping[str, Callable[[DataFrame], DataFrame]]  # batch view -> its transformation
-    speed_rows: str  # the union table of the speed views' partial rows
-    speed_views: tuple[str, ...]  # its members a published run covers (`prune_speed_views`)
     # views with about as many groups as events: the events are shuffled by these columns
     # first, into smaller hash maps (a map-side partial aggregation would reduce nothing)
     pre_shuffle: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        same_names(f"{self.names.batch_job} views", tuple(self.views), self.names.batch_views)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def run(domain: BatchDomain, spark: SparkSession, settings: Settings) -> BatchRu
     started_at = dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
     run_id = uuid.uuid4().hex
-    landing_version, events = read_landing(spark, settings, domain.landing)
+    landing_version, events = read_landing(spark, settings, domain.names.landing)
     # Not cached: each view reads only its columns of the snapshot, and the count comes from
     # the Delta log's file statistics. Caching all the landed columns first cost more than the
     # four reads it saved (10M events: 81 s -> 32 s for the four views, BENCHMARKS.md).
@@ -127,21 +128,21 @@ def prune_speed_views(domain: BatchDomain, spark: SparkSession, settings: Settin
     if len(runs) < 2:
         return None
     cutover = int(runs[1]["cutover"])
-    path = lake.table_path(settings, domain.speed_rows)
+    path = lake.table_path(settings, domain.names.speed_rows)
     table = lake.delta_table(spark, path)
     if table is not None:  # one commit; the progress rows stay
-        table.delete(
-            F.col("view_name").isin(*domain.speed_views) & (F.col("landing_version") <= cutover))
+        table.delete(F.col("view_name").isin(*domain.names.speed_views)
+                     & (F.col("landing_version") <= cutover))
     return cutover
 
 
 def main(domain: BatchDomain, argv: list[str] | None, doc: str) -> int:
     """The body of a domain's batch job entry point (spark-submit, `lambdalake batch run`)."""
-    parser = argparse.ArgumentParser(prog=f"batch/{domain.name.replace('-', '_')}.py",
+    parser = argparse.ArgumentParser(prog=f"batch/{domain.names.batch_job.replace('-', '_')}.py",
                                      description=doc.split("\n")[0])
     parser.parse_args(argv)
     settings = load_settings()
-    spark = create_spark_session(settings, f"lambdalake-batch-{domain.name}")
+    spark = create_spark_session(settings, f"lambdalake-batch-{domain.names.batch_job}")
     result = run(domain, spark, settings)
     print(f"batch: {result.summary()}", flush=True)
     return 0

@@ -31,56 +31,40 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdalake import processes, retention, topics
+from lambdalake import domains, processes, retention, topics
 from lambdalake.config import Settings, local_path
+from lambdalake.domains import Domain
 from lambdalake.errors import LambdalakeError
 
-QUERY = "tolls_stream"
+QUERY = domains.TOLLS.query_name
 
 
 @dataclass(frozen=True)
 class Watched:
-    """A streaming domain as the screen shows it: its name, its lines' prefix, its batch job
-    and the command that runs its streaming job."""
+    """A streaming domain as the screen shows it: its names, its lines' prefix and the command
+    that runs its streaming job."""
 
-    domain: str  # tolls, clicks: names its query, topic setting, tables and batch views
+    names: Domain
     prefix: str
-    batch_job: str
     speed_run: str
-
-    @property
-    def query(self) -> str:
-        """Its streaming query (and checkpoint folder)."""
-        return f"{self.domain}_stream"
 
     @property
     def progress(self) -> str:
         """Its progress rows' relation."""
-        return f"speed.{self.domain}_stream_progress"
+        return f"speed.{self.names.progress}"
 
     @property
     def gaps(self) -> str:
         """Its gaps' relation."""
-        return f"quarantine.{self.domain}_kafka_gaps"
-
-    @property
-    def views(self) -> tuple[str, ...]:
-        """Its merged batch views."""
-        from serving.engine import MERGED_VIEWS
-
-        return tuple(v for v in MERGED_VIEWS if v.startswith(f"{self.domain}_"))
+        return f"quarantine.{self.names.gaps}"
 
     def label(self, text: str) -> str:
         """A line's label: `streaming job`, `clicks streaming job`."""
         return f"{self.prefix}{text}"
 
-    def topic(self, settings: Settings) -> str:
-        """Its events topic."""
-        return getattr(settings.topics, f"{self.domain}_events")
 
-
-TOLLS = Watched("tolls", "", "tolls-reports", "lambdalake speed run")
-CLICKS = Watched("clicks", "clicks ", "clicks-reports", "lambdalake speed run --domain clicks")
+TOLLS = Watched(domains.TOLLS, "", "lambdalake speed run")
+CLICKS = Watched(domains.CLICKS, "clicks ", "lambdalake speed run --domain clicks")
 FRESHNESS = dt.timedelta(minutes=30)  # SPEC: batch reports at most 30 minutes behind
 STALE_JOB = dt.timedelta(minutes=5)  # a running job whose last micro-batch is older: say so
 
@@ -165,7 +149,7 @@ def _stamp(at: dt.datetime) -> str:
 
 
 def _job(settings: Settings, report: Report, watched: Watched) -> bool:
-    path, label = job_file(settings, watched.query), watched.label("streaming job")
+    path, label = job_file(settings, watched.names.query_name), watched.label("streaming job")
     job = f"the {watched.label('streaming job')}"
     try:
         record = json.loads(path.read_text())
@@ -188,7 +172,7 @@ def _job(settings: Settings, report: Report, watched: Watched) -> bool:
         report.add(label, f"pid {record.get('pid')} on host {record.get('host')}, "
                           f"{started} (another host: not checked from here)")
         return True
-    if processes.alive(int(record["pid"]), (b"lambdalake", watched.query.encode())):
+    if processes.alive(int(record["pid"]), (b"lambdalake", watched.names.query_name.encode())):
         report.add(label, f"running: pid {record['pid']}, {started}")
         return True
     report.add(label, f"not running: pid {record.get('pid')} ({started}) ended "
@@ -250,8 +234,8 @@ def checkpoint_offsets(settings: Settings, query: str = QUERY
 
 def _lag(settings: Settings, report: Report, watched: Watched) -> bool:
     """Add the lag line; return whether Kafka answered."""
-    topic, label = watched.topic(settings), watched.label("kafka lag")
-    checkpoint = checkpoint_offsets(settings, watched.query)
+    topic, label = watched.names.topic(settings), watched.label("kafka lag")
+    checkpoint = checkpoint_offsets(settings, watched.names.query_name)
     try:
         ranges = topics.offset_ranges(settings, topic, timeout_s=3.0)
     except LambdalakeError:
@@ -285,18 +269,18 @@ def _lag(settings: Settings, report: Report, watched: Watched) -> bool:
 
 def _batch(serving, report: Report, now: dt.datetime, watched: Watched) -> None:  # noqa: ANN001
     label = watched.label("batch cut-over")
-    views = ", ".join(f"'{view}'" for view in watched.views)
+    views = ", ".join(f"'{view}'" for view in watched.names.batch_views)
     version, published, published_count = serving.con.execute(
         "with latest as (select view_name, arg_max(landing_version, published_at) as version, "
         f"max(published_at) as published_at from batch.runs where view_name in ({views}) "
         "group by view_name) "
         "select min(version), min(published_at), count(*) from latest").fetchone()
-    reports = len(watched.views)
+    reports = len(watched.names.batch_views)
     if not published_count:
         report.add(label, "no batch run published yet (the speed part serves everything)")
-        report.attention.append(f"no {watched.batch_job} batch run published: `lambdalake "
-                                f"batch run {watched.batch_job}` or `lambdalake batch schedule "
-                                f"--every 30m --jobs {watched.batch_job}`")
+        job = watched.names.batch_job
+        report.attention.append(f"no {job} batch run published: `lambdalake batch run {job}` "
+                                f"or `lambdalake batch schedule --every 30m --jobs {job}`")
         return
     published = _utc(published)
     age = now - published
@@ -305,7 +289,7 @@ def _batch(serving, report: Report, now: dt.datetime, watched: Watched) -> None:
     report.add(label, f"landing v{version}, published {_stamp(published)}, "
                       f"{_ago(published, now)}: {verdict}{partial}")
     if age > FRESHNESS:
-        report.attention.append(f"the {watched.batch_job} batch views are "
+        report.attention.append(f"the {watched.names.batch_job} batch views are "
                                 f"{_ago(published, now)[:-4]} old, over 30 minutes: is "
                                 "`lambdalake batch schedule` running?")
 
@@ -357,7 +341,7 @@ def status(settings: Settings) -> Report:
     serving = Serving(settings, copy_to_duckdb=False)
     try:
         for watched in (TOLLS, CLICKS):
-            in_use = watched is TOLLS or job_file(settings, watched.query).exists() or (
+            in_use = watched is TOLLS or job_file(settings, watched.names.query_name).exists() or (
                 serving.con.execute(f"select count(*) from {watched.progress}").fetchone()[0])
             if not in_use:  # the clickstream shows once its job has run
                 continue

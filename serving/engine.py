@@ -41,11 +41,11 @@ from deltalake.exceptions import TableNotFoundError
 import schemas
 from lambdalake import customers, lake
 from lambdalake.config import Settings, local_path
+from lambdalake.domains import DOMAINS
 from lambdalake.errors import LambdalakeError
 
-MERGED_VIEWS = ("tolls_customer_monthly_spend", "tolls_customer_spend_10m",
-                "tolls_plaza_revenue_30m", "tolls_daily_class_traffic",
-                "clicks_article_views", "clicks_daily_popularity")
+# Every domain's batch views, each served merged with its speed part.
+MERGED_VIEWS = tuple(view for domain in DOMAINS for view in domain.batch_views)
 # Views over the merged views (also one SQL file each), created after them.
 DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "tolls_alerts",
                  "clicks_article_minute", "clicks_article_daily", "clicks_trending_10m")
@@ -112,6 +112,9 @@ def _may_have_moved(path: str, handle: DeltaTable | None) -> bool:
 
 
 _SCHEMAS = {"main": "main", "batch": "batch", "speed": "speed", "reference": "reference"}
+# A view file's other parameters: each domain's merged views, as a SQL list (`{tolls_views}`).
+_PARAMETERS = {f"{domain.name}_views": ", ".join(f"'{view}'" for view in domain.batch_views)
+               for domain in DOMAINS}
 _MEASURE_TYPES = ("int", "long", "double", "decimal")  # a batch view's measures: added up
 
 
@@ -120,7 +123,7 @@ def render_view_sql(view: str) -> str:
     (`sql/merged_view.sql`) and its batch view's spec, any other from its own file."""
     if view not in MERGED_VIEWS:
         text = resources.files("serving").joinpath("sql", f"{view}.sql").read_text()
-        return text.format(**_SCHEMAS)
+        return text.format(**_SCHEMAS, **_PARAMETERS)
     spec = schemas.load(view)
     part = spec.speed_part
     if part is None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import sys
 
 from batch.clicks.views import article_views
+from lambdalake import domains
 from speed import stream
 from speed.stream import StreamDomain
 from speed.validate import EventRules
 
 CLICKS = StreamDomain(
-    name="clicks", event_spec="clicks_event", log_prefix="clicks",
-    topic=lambda settings: settings.topics.clicks_events,
+    names=domains.CLICKS, event_spec="clicks_event", log_prefix="clicks",
     rules=lambda validation, known: EventRules("clicks_event", validation, known),
     speed_views={"speed_clicks_article_views": article_views},
 )

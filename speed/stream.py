@@ -48,6 +48,7 @@ from pyspark.sql.streaming import StreamingQuery
 import schemas
 from lambdalake import faults, lake, retention, status, topics
 from lambdalake.config import Settings, ValidationSettings, load_settings
+from lambdalake.domains import Domain, same_names
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
 from speed.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
@@ -100,11 +101,10 @@ class Extension(Protocol):
 
 @dataclass(frozen=True)
 class StreamDomain:
-    """A streaming domain: its event spec, topic, tables, speed views and extension."""
+    """A streaming domain: its names, event spec, validation, speed views and extension."""
 
-    name: str  # tolls, clicks: names the query, the log prefix and the tables
+    names: Domain  # its tables, query and topic (lambdalake/domains.py)
     event_spec: str
-    topic: Callable[[Settings], str]  # the events topic
     rules: Callable[[ValidationSettings, Mapping[str, Known]], EventRules]
     # the speed views (members of the speed rows table) and the batch transformation of each
     speed_views: Mapping[str, Callable[..., Callable[[DataFrame], DataFrame]]]
@@ -112,45 +112,14 @@ class StreamDomain:
     extension: Callable[[SparkSession, Settings, Writer], Extension] | None = None
     extra_topics: Callable[[Settings], tuple[str, ...]] = lambda _settings: ()
 
-    @property
-    def query_name(self) -> str:
-        """The streaming query's name (and its checkpoint folder)."""
-        return f"{self.name}_stream"
-
-    @property
-    def landing(self) -> str:
-        """The landing zone table."""
-        return f"{self.name}_landing"
-
-    @property
-    def quarantine(self) -> str:
-        """The quarantine table."""
-        return f"{self.name}_quarantine"
-
-    @property
-    def speed_rows(self) -> str:
-        """The union table of the speed views' partial rows and the progress rows."""
-        return f"{self.name}_speed_rows"
-
-    @property
-    def progress(self) -> str:
-        """The progress rows' table (stored in `speed_rows`)."""
-        return f"{self.name}_stream_progress"
-
-    @property
-    def gaps(self) -> str:
-        """Where the gaps Kafka's retention left are recorded."""
-        return f"{self.name}_kafka_gaps"
+    def __post_init__(self) -> None:
+        same_names(f"{self.names.name} speed views", tuple(self.speed_views),
+                   self.names.speed_views)
 
     @property
     def id_column(self) -> str:
         """The event's id: what tells a duplicate."""
         return schemas.load(self.event_spec).primary_key[0]
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        """The tables the job writes (its extension's aside)."""
-        return (self.landing, self.quarantine, self.speed_rows, self.gaps)
 
     def references(self) -> dict[str, tuple[str, str]]:
         """The event's fields checked against a reference table: field -> (table, column)."""
@@ -252,7 +221,8 @@ class StreamProcessor:
         self.extension = (None if domain.extension is None else
                           domain.extension(spark, settings, self.write))
         extra = () if self.extension is None else self.extension.tables
-        self.paths = {name: lake.table_path(settings, name) for name in (*domain.tables, *extra)}
+        self.paths = {name: lake.table_path(settings, name)
+                      for name in (*domain.names.stream_tables, *extra)}
         self.logs = {name: lake.CommitLog(spark, path) for name, path in self.paths.items()}
         self.app_id: str | None = None
         self.first_batch = True
@@ -325,8 +295,9 @@ class StreamProcessor:
     def _process(self, raw: DataFrame, batch_id: int) -> None:
         clock = PhaseClock()
         spark, domain = self.spark, self.domain
-        landing, quarantine, speed_rows = domain.landing, domain.quarantine, domain.speed_rows
-        self.app_id = self.app_id or _stream_app_id(spark, self.checkpoint, domain.query_name)
+        names = domain.names
+        landing, quarantine, speed_rows = names.landing, names.quarantine, names.speed_rows
+        self.app_id = self.app_id or _stream_app_id(spark, self.checkpoint, names.query_name)
         tag = f"{self.app_id}:{batch_id}"
         now = dt.datetime.now(dt.timezone.utc)
         done = self._already_written(tag)
@@ -345,7 +316,7 @@ class StreamProcessor:
             keys = collect_arrow(validated.select("is_accepted", "partition", "offset",
                                                   *id_hashes(domain.id_column)))
             accepted = keys.filter(keys.column("is_accepted"))
-            if not self.settings.kafka.fail_on_data_loss and domain.gaps not in done:
+            if not self.settings.kafka.fail_on_data_loss and names.gaps not in done:
                 self._record_gaps(batch_id, keys, now, tag, clock)
             clock.lap("validate")
             duplicates = self._duplicates(validated, accepted, now)
@@ -434,7 +405,7 @@ class StreamProcessor:
         commit before the micro-batch about to be processed): the landed ids of the duplicate
         window, and the extension's state."""
         began = time.monotonic()
-        landing = lake.read_table(self.spark, self.settings, self.domain.landing,
+        landing = lake.read_table(self.spark, self.settings, self.domain.names.landing,
                                   landing_version)
         count = self.landed_ids.load(landing, now)
         said = ("" if self.extension is None else
@@ -487,7 +458,7 @@ class StreamProcessor:
         `kafka.fail_on_data_loss` off, Spark reads on from the earliest offset kept): where
         the checkpoint says the batch starts, against the first offset it read, and Kafka's
         earliest offset only when those differ. Two small checkpoint files a micro-batch."""
-        topic, gaps_table = self.domain.topic(self.settings), self.domain.gaps
+        topic, gaps_table = self.domain.names.topic(self.settings), self.domain.names.gaps
         offsets = [lake.read_text(self.spark, f"{self.checkpoint}/offsets/{n}")
                    for n in (batch_id - 1, batch_id)]
         if batch_id == 0 or None in offsets:
@@ -516,7 +487,7 @@ class StreamProcessor:
         collected as `partial_rows`) with their landing version, and its progress row (begun at
         `now`, `seconds` ago); an Arrow table when delta-rs commits them (`as_arrow`), else a
         frame for Spark."""
-        progress_table = self.domain.progress
+        progress_table = self.domain.names.progress
         progress = dict(zip(schemas.spark_schema(progress_table).names, (
             batch_id, sum(counts.values()), counts.get("landed", 0),
             counts.get("quarantined", 0), counts.get("duplicate", 0), landing_version, now,
@@ -528,7 +499,7 @@ class StreamProcessor:
                 rows = partials.withColumn("landing_version", F.lit(landing_version)
                                            .cast("long")).unionByName(rows)
             return rows.withColumn("ingest_batch_id", F.lit(batch_id).cast("long")).coalesce(1)
-        schema = schemas.arrow_schema(self.domain.speed_rows)
+        schema = schemas.arrow_schema(self.domain.names.speed_rows)
         tables = [pa.Table.from_pylist([{"view_name": progress_table, **progress}], schema)]
         if partial_rows is not None:
             tagged = partial_rows.select(schema.names).cast(schema)
@@ -556,18 +527,18 @@ def start_query(domain: StreamDomain, spark: SparkSession, settings: Settings, u
                 totals: StreamTotals) -> tuple[StreamingQuery, StreamProcessor]:
     """Start a domain's streaming query: Kafka source -> foreachBatch(StreamProcessor); the
     caller closes the processor once the query has stopped."""
-    checkpoint = lake.checkpoint_path(settings, domain.query_name)
+    checkpoint = lake.checkpoint_path(settings, domain.names.query_name)
     processor = StreamProcessor(domain, spark, settings, checkpoint, totals)
     for name in processor.paths:
         lake.ensure_table(spark, settings, name)
     source = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-              .option("subscribe", domain.topic(settings))
+              .option("subscribe", domain.names.topic(settings))
               .option("startingOffsets", settings.kafka.starting_offsets)
               .option("maxOffsetsPerTrigger", settings.kafka.max_offsets_per_trigger)
               .option("failOnDataLoss", str(settings.kafka.fail_on_data_loss).lower())
               .load())
-    writer = (source.writeStream.queryName(domain.query_name)
+    writer = (source.writeStream.queryName(domain.names.query_name)
               .option("checkpointLocation", checkpoint)
               .foreachBatch(processor))
     writer = (writer.trigger(availableNow=True) if until_idle
@@ -589,7 +560,8 @@ def _run_query(domain: StreamDomain, spark: SparkSession, settings: Settings, un
     """Run the streaming query until it ends, a stop is requested or it fails; return its
     failure's description, or None."""
     try:
-        topics.ensure_topics(settings, domain.topic(settings), *domain.extra_topics(settings))
+        topics.ensure_topics(settings, domain.names.topic(settings),
+                             *domain.extra_topics(settings))
     except LambdalakeError as error:  # Kafka unreachable: the caller waits for it
         return str(error)
     query, processor = start_query(domain, spark, settings, until_idle, totals)
@@ -687,10 +659,10 @@ def data_loss_line(domain: StreamDomain, spark: SparkSession, settings: Settings
     """The one line for a query stopped because Kafka's retention deleted records it had not
     read (`kafka.fail_on_data_loss`): the gap of each partition, from the checkpoint's last
     done micro-batch to the earliest offset Kafka still holds."""
-    checkpoint = lake.checkpoint_path(settings, domain.query_name)
+    checkpoint = lake.checkpoint_path(settings, domain.names.query_name)
     done = [int(n) for n in lake.list_names(spark, f"{checkpoint}/commits") or () if n.isdigit()]
     text = lake.read_text(spark, f"{checkpoint}/offsets/{max(done)}") if done else None
-    topic = domain.topic(settings)
+    topic = domain.names.topic(settings)
     gaps = []
     if text is not None and topics.reachable(settings):
         earliest = {p: e for p, (e, _) in topics.offset_ranges(settings, topic).items()}
@@ -700,7 +672,7 @@ def data_loss_line(domain: StreamDomain, spark: SparkSession, settings: Settings
             f"{topic} (the gap is unknown: {failure_line(failure)})")
     return (f"Kafka's retention deleted records the streaming job had not read: {lost}. Set "
             f"kafka.fail_on_data_loss = false to go on past them (each gap is recorded in "
-            f"quarantine.{domain.gaps} and shown by `lambdalake status`)")
+            f"quarantine.{domain.names.gaps} and shown by `lambdalake status`)")
 
 
 def failure_line(description: str) -> str:
@@ -714,14 +686,14 @@ def failure_line(description: str) -> str:
 def main(domain: StreamDomain, argv: list[str] | None, doc: str) -> int:
     """The body of a domain's job entry point (spark-submit, `lambdalake speed run`): the
     options, the session, the job file `lambdalake status` reads, the run and its summary."""
-    parser = argparse.ArgumentParser(prog=f"speed/{domain.query_name}.py",
+    parser = argparse.ArgumentParser(prog=f"speed/{domain.names.query_name}.py",
                                      description=doc.split("\n")[0])
     parser.add_argument("--until-idle", action="store_true",
                         help="process what is in Kafka now, then exit (tests, demo)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    spark = create_spark_session(settings, f"lambdalake-speed-{domain.name}")
-    status.job_started(settings, domain.query_name)
+    spark = create_spark_session(settings, f"lambdalake-speed-{domain.names.name}")
+    status.job_started(settings, domain.names.query_name)
     outcome = "failed"
     try:
         totals = run(domain, spark, settings, until_idle=args.until_idle)
@@ -730,7 +702,7 @@ def main(domain: StreamDomain, argv: list[str] | None, doc: str) -> int:
         outcome = f"failed: {e}"
         raise
     finally:
-        status.job_stopped(settings, outcome, domain.query_name)
+        status.job_stopped(settings, outcome, domain.names.query_name)
     print(f"{domain.log_prefix}: done: {totals.batches} micro-batches, read {totals.read}, "
           f"landed {totals.landed}, quarantined {totals.quarantined}, duplicates "
           f"{totals.duplicates}", flush=True)

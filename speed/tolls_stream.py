@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from batch.tolls.views import customer_spend_10m, daily_class_traffic, plaza_revenue_30m
+from lambdalake import domains
 from lambdalake.config import Settings
 from speed import stream
 from speed.stream import StreamDomain, StreamProcessor, StreamTotals
@@ -29,8 +30,7 @@ from speed.tolls.alerting import ALERTS, TollsAlerts
 from speed.tolls.validate import toll_rules
 
 TOLLS = StreamDomain(
-    name="tolls", event_spec="tolls_event", log_prefix="speed",
-    topic=lambda settings: settings.topics.tolls_events,
+    names=domains.TOLLS, event_spec="tolls_event", log_prefix="speed",
     rules=lambda validation, known: toll_rules(validation, known.get("plaza_id")),
     speed_views={
         "speed_tolls_customer_spend_10m": customer_spend_10m,
@@ -40,8 +40,8 @@ TOLLS = StreamDomain(
     extension=TollsAlerts,
     extra_topics=lambda settings: (settings.topics.tolls_alerts,),
 )
-QUERY_NAME = TOLLS.query_name
-TABLES = (*TOLLS.tables, ALERTS)
+QUERY_NAME = domains.TOLLS.query_name
+TABLES = (*domains.TOLLS.stream_tables, ALERTS)
 __all__ = ["QUERY_NAME", "TABLES", "TOLLS", "StreamTotals", "main", "run", "start_query"]
 
 

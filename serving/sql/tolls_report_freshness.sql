@@ -5,7 +5,7 @@ with
 cutover as (
     select view_name, landing_version
     from {batch}.cutover
-    where view_name like 'tolls\_%' escape '\'
+    where view_name in ({tolls_views})
 ),
 
 runs as (
