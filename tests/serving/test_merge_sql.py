@@ -78,3 +78,14 @@ def test_every_merged_view_has_its_batch_views_columns():
     for view in MERGED_VIEWS:
         columns = [d[0] for d in con.execute(render_view_sql(view)).description]
         assert columns == schemas.load(view).column_names
+
+
+def test_report_freshness_lists_the_tolls_views_only(con):
+    con.execute(schemas.duckdb_ddl("batch_runs", "batch.runs"))
+    con.execute(schemas.duckdb_ddl("tolls_stream_progress", "speed.tolls_stream_progress"))
+    con.execute("CREATE VIEW batch.cutover AS SELECT * FROM (VALUES "
+                "('tolls_plaza_revenue_30m', 4), ('clicks_article_views', 7)"
+                ") t(view_name, landing_version)")
+    rows = con.execute(f"select report, batch_cutover_landing_version from "
+                       f"({render_view_sql('tolls_report_freshness')})").fetchall()
+    assert rows == [("tolls_plaza_revenue_30m", 4)]
