@@ -50,11 +50,6 @@ def add_plaza(settings: Settings, plaza_id: str, name: str | None = None) -> Non
      .execute())
 
 
-def table_version(settings: Settings) -> int | None:
-    """Delta version of the plazas table (None when there is none): cheap, no Spark."""
-    return lake.table_version(settings, TABLE)
-
-
 def plaza_rows(settings: Settings) -> list[dict] | None:
     """Every plaza (plaza_id, name), sorted, or None when there is no plazas table."""
     table = lake.open_table(settings, TABLE)
@@ -62,8 +57,3 @@ def plaza_rows(settings: Settings) -> list[dict] | None:
         return None
     return sorted(lake.arrow_table(table, ["plaza_id", "name"]).to_pylist(),
                   key=lambda r: r["plaza_id"])
-
-
-def plaza_ids(settings: Settings) -> frozenset[str] | None:
-    """The known plaza ids, or None when there is no plazas table (every plaza accepted)."""
-    return lake.column_values(settings, TABLE, "plaza_id")
