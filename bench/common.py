@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lambdalake import broker
@@ -34,6 +34,28 @@ def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settin
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+
+
+def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tolls.TollRecord]
+                ) -> int:
+    """Send the records as fast as confluent-kafka can (batched, every ack awaited); return how
+    many were sent. For benchmarks whose producing is not what they time."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all",
+                         "linger.ms": 20, "enable.idempotence": True})
+    sent = 0
+    for record in records:
+        while True:
+            try:
+                producer.produce(topic, key=record.key, value=record.value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        sent += 1
+    if producer.flush(60):
+        raise RuntimeError(f"{topic}: not every record was acknowledged by Kafka")
+    return sent
 
 
 def produce_paced(bootstrap_servers: str, topic: str, options: tolls.TollsOptions, rate: float,

@@ -17,8 +17,8 @@ import re
 import statistics
 import time
 
-from bench.common import bench_environment
-from lambdalake import customers
+from bench.common import bench_environment, produce_all
+from lambdalake import customers, topics
 from lambdalake.generators import tolls
 from lambdalake.spark import create_spark_session
 from speed import tolls_stream
@@ -39,9 +39,13 @@ def main() -> None:
                                      customers=args.alerting_customers or 10_000)
         if args.alerting_customers:
             customers.write_customers(settings, tolls.customers(args.alerting_customers, 1))
-        report = tolls.produce(settings, tolls.toll_records(options), total=args.events)
-        print(f"produced {report.sent} events in {report.seconds:.1f}s "
-              f"({report.sent / report.seconds:,.0f}/s, kafka-python)")
+        topics.ensure_topics(settings, settings.topics.tolls_events)
+        began = time.monotonic()
+        sent = produce_all(settings.kafka.bootstrap_servers, settings.topics.tolls_events,
+                           tolls.toll_records(options))
+        seconds = time.monotonic() - began
+        print(f"produced {sent} events in {seconds:.1f}s ({sent / seconds:,.0f}/s, "
+              "confluent-kafka; not timed)")
         spark = create_spark_session(settings, "lambdalake-bench-throughput")
         began = time.monotonic()
         totals = tolls_stream.run(spark, settings, until_idle=True)
