@@ -18,9 +18,10 @@ if TYPE_CHECKING:  # imported where used, so `lambdalake --help` stays quick
 
 
 def _setup(settings: Settings, _args: argparse.Namespace) -> int:
-    from lambdalake import jvm
+    from lambdalake import class_archive, jvm
 
     jvm.fetch(settings)
+    class_archive.build(settings)
     versions = jvm.pinned_versions()
     print(f"lambdalake: ready (Spark {versions['spark']}, Delta Lake {versions['delta']}, "
           f"Kafka broker {versions['kafka']}; JVM cache {settings.jvm.cache_dir})")

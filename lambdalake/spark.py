@@ -12,7 +12,7 @@ from importlib import resources
 
 from pyspark.sql import SparkSession
 
-from lambdalake import jvm
+from lambdalake import class_archive, jvm
 from lambdalake.config import Settings
 
 _DELTA_CONF = {
@@ -61,7 +61,8 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
             "spark.master": settings.spark.master,
             "spark.driver.memory": settings.spark.driver_memory,
             "spark.jars": ",".join(jvm.jars(settings, "spark")),
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j}",
+            "spark.driver.extraJavaOptions": (f"-Dlog4j2.configurationFile=file:{log4j} "
+                                              f"{class_archive.java_options(settings)}").strip(),
             "spark.ui.enabled": "false",
             # Delta rebuilds a table's snapshot with this many tasks after each commit; the
             # default (50) dominates small local micro-batches (a write: ~2.2s -> ~0.7s).
