@@ -17,14 +17,19 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lambdalake import broker, topics
 from lambdalake import customers as customers_api
 from lambdalake import plazas as plazas_api
 from lambdalake.config import Settings
 from lambdalake.generators import stream, tolls
-from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
+from lambdalake.groundtruth import REPORT_SQL, differences, expected_reports
+
+if TYPE_CHECKING:
+    from serving.engine import Serving
 
 DEMO_TOPIC = "demo.tolls.events"
 DEMO_CLICKS_TOPIC = "demo.clicks.events"
@@ -42,6 +47,34 @@ def demo_settings(settings: Settings) -> Settings:
 
 CLINICAL_PATIENTS = 200
 CLICKS = 6_000
+# the faults of every generated wave
+FAULTS = stream.Faults(late_fraction=0.05, out_of_order_fraction=0.05, duplicate_fraction=0.02,
+                       malformed_fraction=0.01)
+
+
+@dataclass
+class GroundTruth:
+    """A domain's waves as the demo checks them: every accepted event sent so far, and whether
+    its merged views equalled DuckDB's report over them at each check."""
+
+    event_spec: str  # tolls_event, clicks_event
+    noun: str  # what a record is: toll records, page views
+    accepted: list[dict] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+
+    def sent(self, report: stream.ProduceReport) -> None:
+        """Note a wave sent to Kafka."""
+        self.accepted.extend(report.events)
+        print(f"generate: sent {report.sent} {self.noun} ({len(report.events)} distinct "
+              f"well-formed) in {report.seconds:.1f}s")
+
+    def check(self, when: str, serving: Serving) -> None:
+        """Compare the merged views with the ground truth now; print and note the verdict."""
+        diffs = differences(expected_reports(self.accepted, self.event_spec),
+                            serving.rows(REPORT_SQL[self.event_spec]))
+        self.verdicts.append(f"{when}: {'equal' if not diffs else 'DIFFERENT'}")
+        print(f"verify {when}: " + ("merged views equal the ground truth" if not diffs
+                                    else "; ".join(diffs)))
 
 
 def _clicks(spark: object, settings: Settings, seed: int) -> str:
@@ -49,8 +82,7 @@ def _clicks(spark: object, settings: Settings, seed: int) -> str:
     articles; return the check's verdict (merged clicks views vs DuckDB after each step)."""
     from batch import views_job
     from batch.clicks_reports import CLICKS_REPORTS
-    from lambdalake.generators import clicks, stream
-    from lambdalake.groundtruth import CLICKS_REPORT_SQL
+    from lambdalake.generators import clicks
     from serving.engine import Serving
     from serving.output import as_table
     from speed import stream as stream_job
@@ -58,31 +90,22 @@ def _clicks(spark: object, settings: Settings, seed: int) -> str:
 
     _step(f"Clickstream: {CLICKS} page views -> Kafka -> clicks streaming job, a batch run, "
           f"{CLICKS // 4} more")
-    accepted: list[dict] = []
+    truth = GroundTruth("clicks_event", "page views")
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     serving = Serving(settings)
-    verdicts = []
     for step, (count, span) in enumerate(((CLICKS, 60), (CLICKS // 4, 15))):
         options = clicks.ClicksOptions(
             count=count, seed=seed + step, start=now - dt.timedelta(minutes=span),
-            span=dt.timedelta(minutes=span), faults=stream.Faults(
-                late_fraction=0.05, out_of_order_fraction=0.05, duplicate_fraction=0.02,
-                malformed_fraction=0.01))
-        report = stream.produce(settings, clicks.click_records(options),
-                                settings.topics.clicks_events, total=count)
-        accepted += report.events
-        print(f"generate: sent {report.sent} page views ({len(report.events)} distinct "
-              f"well-formed) in {report.seconds:.1f}s")
+            span=dt.timedelta(minutes=span), faults=FAULTS)
+        truth.sent(stream.produce(settings, clicks.click_records(options),
+                                  settings.topics.clicks_events, total=count))
         stream_job.run(CLICKS_DOMAIN, spark, settings, until_idle=True)  # type: ignore[arg-type]
         if step == 0:
             run = views_job.run(CLICKS_REPORTS, spark, settings)  # type: ignore[arg-type]
             print(f"batch: clicks views published over {run.landed_event_count} landed views "
                   f"(cut-over: landing v{run.landing_version}) in {run.seconds:.1f}s")
-        diffs = differences(expected_reports(accepted, "clicks_event"),
-                            serving.rows(CLICKS_REPORT_SQL))
-        verdicts.append(not diffs)
-        print("verify clicks: " + ("merged views equal the ground truth" if not diffs
-                                   else "; ".join(diffs)))
+        truth.check("clicks, after the first wave and a batch run" if step == 0 else
+                    "clicks, after the second wave (batch + speed)", serving)
     for title, sql in [
         ("Top 10 trending articles, last 10 minutes (batch part + speed part)",
          "select trending_rank as rank, article_id, view_count as views, "
@@ -94,8 +117,8 @@ def _clicks(spark: object, settings: Settings, seed: int) -> str:
     ]:
         print(f"\n{title}:\n{as_table(serving.query(sql))}")
     serving.close()
-    return (f"clicks ({len(accepted)} views, before and after a batch run): "
-            + ("equal" if all(verdicts) else "DIFFERENT"))
+    return (f"clicks ({len(truth.accepted)} views, before and after a batch run): "
+            + ("equal" if all(v.endswith("equal") for v in truth.verdicts) else "DIFFERENT"))
 
 
 def _clinical(spark: object, settings: Settings, seed: int) -> str:
@@ -178,6 +201,7 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
     shutil.rmtree(demo_root, ignore_errors=True)
     started_broker = False
     checks: list[str] = []
+    truth = GroundTruth("tolls_event", "toll records")
     try:
         _step("Kafka")
         if not broker.status(settings).running:
@@ -189,7 +213,6 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
             _fresh_topic(settings, topic)
 
         spark = create_spark_session(settings, "lambdalake-demo")
-        accepted: list[dict] = []
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         customers = 200
         customers_api.write_customers(settings, tolls.customers(customers, seed))
@@ -198,31 +221,20 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         def wave(count: int, wave_seed: int, start: dt.datetime) -> None:
             options = tolls.TollsOptions(count=count, seed=wave_seed, start=start,
                                          span=dt.timedelta(hours=1), customers=customers,
-                                         faults=stream.Faults(
-                                             late_fraction=0.05, out_of_order_fraction=0.05,
-                                             duplicate_fraction=0.02, malformed_fraction=0.01))
-            report = tolls.produce(settings, tolls.toll_records(options), total=count)
-            accepted.extend(report.events)
-            print(f"generate: sent {report.sent} records ({len(report.events)} distinct "
-                  f"well-formed events) in {report.seconds:.1f}s")
-
-        def check(when: str, serving: Serving) -> None:
-            diffs = differences(expected_reports(accepted), serving.rows(TOLLS_REPORT_SQL))
-            checks.append(f"{when}: {'equal' if not diffs else 'DIFFERENT'}")
-            print(f"verify {when}: " + ("merged views equal the ground truth" if not diffs
-                                        else "; ".join(diffs)))
+                                         faults=FAULTS)
+            truth.sent(tolls.produce(settings, tolls.toll_records(options), total=count))
 
         _step(f"Wave 1: {events} toll events -> Kafka -> streaming job")
         wave(events, seed, now - dt.timedelta(hours=2))
         tolls_stream.run(spark, settings, until_idle=True)
         serving = Serving(settings)
-        check("after wave 1 (speed only)", serving)
+        truth.check("after wave 1 (speed only)", serving)
 
         _step("Batch run: recompute the reports from the landing zone")
         run = tolls_reports.run(spark, settings)
         print(f"batch: published over {run.landed_event_count} landed events (cut-over: landing "
               f"v{run.landing_version}) in {run.seconds:.1f}s")
-        check("after the batch run", serving)
+        truth.check("after the batch run", serving)
 
         serving.refresh()
         spend = serving.con.execute(
@@ -238,7 +250,8 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
         _step(f"Wave 2: {events // 4} more events -> streaming job (speed part after cut-over)")
         wave(events // 4, seed + 1, now - dt.timedelta(hours=1))
         tolls_stream.run(spark, settings, until_idle=True)
-        check("after wave 2 (batch + speed)", serving)
+        truth.check("after wave 2 (batch + speed)", serving)
+        checks += truth.verdicts
 
         _step("Reports (merged views)")
         serving.refresh()
@@ -289,7 +302,7 @@ def main(base: Settings, events: int = 20_000, seed: int = 42) -> int:
             broker.stop(settings)
             print("\nkafka: stopped the broker the demo started")
     ok = len(checks) == 5 and all(c.endswith(("equal", "agree")) for c in checks)
-    print(f"\ncheck: merged views vs ground truth over {len(accepted)} accepted events: "
+    print(f"\ncheck: merged views vs ground truth over {len(truth.accepted)} accepted events: "
           + "; ".join(checks[:3])
           + "".join(f"; {c}" for c in checks[3:]) + ("" if len(checks) == 5 else "; not all run")
           + f" => {'OK' if ok else 'FAILED'}")
