@@ -37,10 +37,6 @@ _BASE_CONF = {
     # compiled it all again (0.7 s a micro-batch on two cores; 1,185 -> 312 compilations over
     # 13 micro-batches with this).
     "spark.sql.codegen.cache.maxEntries": "2000",
-    # The streaming job caches each validated micro-batch once and reads it three times; not
-    # compressing that cache made a warm 500,000-event batch's validation 7.6-12.2 s instead
-    # of 11.9-17.4 s (BENCHMARKS.md, 2026-12-02), for a bigger cache of one micro-batch.
-    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 
