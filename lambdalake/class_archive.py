@@ -86,15 +86,22 @@ def build(settings: Settings, log: bool = True) -> Path | None:
         print(f"lambdalake: recording the Spark driver's classes in {target} (once, about a "
               "minute) ...", flush=True)
     began = time.monotonic()
+    for stale in target.parent.glob("spark-classes-*.tmp"):  # of a setup killed an hour ago
+        if time.time() - stale.stat().st_mtime > 3600:
+            stale.unlink(missing_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     env = {**os.environ, "LAMBDALAKE_CLASS_ARCHIVE_DUMP": str(partial)}
-    run = subprocess.run([sys.executable, "-m", "lambdalake.class_archive"], env=env,
-                         capture_output=True, text=True)
-    if run.returncode != 0 or not partial.exists() or not _usable(partial):
-        partial.unlink(missing_ok=True)
+    try:
+        run = subprocess.run([sys.executable, "-m", "lambdalake.class_archive"], env=env,
+                             capture_output=True, text=True, timeout=900)
         lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.strip()]
-        reason = (lines[-1] if run.returncode and lines else f"exit {run.returncode}"
-                  if run.returncode else "the JVM did not start with it")
+        reason = ((lines[-1] if lines else f"exit {run.returncode}") if run.returncode else
+                  "no archive was written" if not partial.exists() else
+                  "a JVM did not start with it" if not _usable(partial) else None)
+    except subprocess.TimeoutExpired:
+        reason = "the warm-up took over 15 minutes"
+    if reason is not None:
+        partial.unlink(missing_ok=True)
         print(f"lambdalake: no class archive (jobs start without it): {reason}", flush=True)
         return None
     partial.replace(target)

@@ -52,3 +52,12 @@ def test_the_test_sessions_driver_started_with_the_archive(spark, base_settings)
     arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                      .getInputArguments())
     assert f"-XX:SharedArchiveFile={archive}" in arguments
+
+
+def test_a_failed_warm_up_is_one_line_and_leaves_nothing(fake_cache, monkeypatch, capsys):
+    monkeypatch.setenv("LAMBDALAKE_SPARK_MASTER", "nowhere://")  # the child's session fails
+    assert class_archive.build(fake_cache, log=False) is None
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("lambdalake: no class archive (jobs start "
+                                                 "without it): ")
+    assert not list(class_archive.archive_path(fake_cache).parent.glob("spark-classes-*"))
