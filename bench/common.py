@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from lambdalake import broker
 from lambdalake.config import Settings, load_settings
@@ -36,6 +37,17 @@ def bench_environment(keep: bool = False, kafka: bool = True) -> Iterator[Settin
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _send(producer: Any, topic: str, record: tolls.TollRecord) -> None:  # noqa: ANN401
+    """Queue one record with a confluent-kafka producer, serving its acks while its queue is
+    full."""
+    while True:
+        try:
+            producer.produce(topic, key=record.key, value=record.value)
+            return
+        except BufferError:
+            producer.poll(0.01)
+
+
 def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tolls.TollRecord]
                 ) -> int:
     """Send the records as fast as confluent-kafka can (batched, every ack awaited); return how
@@ -46,12 +58,7 @@ def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tolls.Toll
                          "linger.ms": 20, "enable.idempotence": True})
     sent = 0
     for record in records:
-        while True:
-            try:
-                producer.produce(topic, key=record.key, value=record.value)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        _send(producer, topic, record)
         sent += 1
     if producer.flush(60):
         raise RuntimeError(f"{topic}: not every record was acknowledged by Kafka")
@@ -72,12 +79,7 @@ def produce_paced(bootstrap_servers: str, topic: str, options: tolls.TollsOption
         wait = t0 + i / rate - time.time()
         if wait > 0.002:
             time.sleep(wait)
-        while True:
-            try:
-                producer.produce(topic, key=record.key, value=record.value)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        _send(producer, topic, record)
         producer.poll(0)
         if record.kind == "event":
             sent.append((record.event["transaction_id"], time.time()))
