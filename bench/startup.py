@@ -53,9 +53,7 @@ def child() -> None:
         for name in processor.paths:
             lake.ensure_table(spark, settings, name)
         lap("tables")
-        processor._refresh_validation()
-        processor._load_state(processor.logs[TOLLS.names.landing].version(),
-                              dt.datetime.now(dt.timezone.utc))
+        processor.prepare(dt.datetime.now(dt.timezone.utc))
         lap("state")
         figures["total"] = time.monotonic() - began
         processor.close()

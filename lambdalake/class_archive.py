@@ -134,9 +134,7 @@ def _warm_up(settings: Settings) -> None:
         try:
             for name in processor.paths:
                 lake.ensure_table(spark, settings, name)
-            processor._refresh_validation()
-            processor._load_state(processor.logs[TOLLS.names.landing].version(),
-                                  dt.datetime.now(dt.timezone.utc))
+            processor.prepare(dt.datetime.now(dt.timezone.utc))
         finally:
             processor.close()
         gateway = spark.sparkContext._gateway

@@ -312,11 +312,8 @@ class StreamProcessor:
         tag = f"{self.app_id}:{batch_id}"
         now = dt.datetime.now(dt.timezone.utc)
         done = self._already_written(tag)
-        self._refresh_validation()
-        if not self.landed_ids.loaded:  # once per run, before anything is written
-            # what was landed before this micro-batch, also when it is a replay
-            before = done[landing] - 1 if landing in done else self.logs[landing].version()
-            self._load_state(before, now)
+        # what was landed before this micro-batch, also when it is a replay
+        self.prepare(now, done[landing] - 1 if landing in done else None)
         clock.lap("prepare")
         validated = raw.select("*", F.lit(now).cast("timestamp").alias("ingested_at"),
                                F.lit(batch_id).cast("long").alias("ingest_batch_id")
@@ -389,6 +386,17 @@ class StreamProcessor:
                 partials.unpersist()
             validated.unpersist()
         self._log(batch_id, counts, said, landing_version, clock)
+
+    def prepare(self, now: dt.datetime, landing_version: int | None = None) -> None:
+        """The start-up every micro-batch begins with: build the validation (again when a
+        reference table changed) and, once per run, load the state as of `landing_version`
+        (default: the landing zone's latest version). Also called from outside to warm a JVM
+        up or to time a start-up."""
+        self._refresh_validation()
+        if not self.landed_ids.loaded:  # once per run, before anything is written
+            version = (self.logs[self.domain.names.landing].version()
+                       if landing_version is None else landing_version)
+            self._load_state(version, now)
 
     def _refresh_validation(self) -> None:
         """Build the validation for the values of the reference tables the event spec names:
