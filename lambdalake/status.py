@@ -51,16 +51,23 @@ class Watched:
     @property
     def progress(self) -> str:
         """Its progress rows' relation."""
-        return f"speed.{self.names.progress}"
+        return _relation(self.names.progress)
 
     @property
     def gaps(self) -> str:
         """Its gaps' relation."""
-        return f"quarantine.{self.names.gaps}"
+        return _relation(self.names.gaps)
 
     def label(self, text: str) -> str:
         """A line's label: `streaming job`, `clicks streaming job`."""
         return f"{self.prefix}{text}"
+
+
+def _relation(table: str) -> str:
+    """The served relation of a lake table (serving is imported only once it is needed)."""
+    from serving.engine import relation_name
+
+    return relation_name(table)
 
 
 TOLLS = Watched(domains.TOLLS, "", "lambdalake speed run")
@@ -296,19 +303,20 @@ def _batch(serving, report: Report, now: dt.datetime, watched: Watched) -> None:
 
 def _alerts(settings: Settings, serving, report: Report, kafka_up: bool  # noqa: ANN001
             ) -> None:
-    stored = serving.con.execute("select count(*) from speed.tolls_alerts").fetchone()[0]
+    alerts = _relation("tolls_alerts")
+    stored = serving.con.execute(f"select count(*) from {alerts}").fetchone()[0]
     topic = settings.topics.tolls_alerts
     try:
         if not kafka_up:
             raise LambdalakeError("Kafka does not answer")
         ranges = topics.offset_ranges(settings, topic, timeout_s=3.0)
     except LambdalakeError:
-        report.add("alerts", f"{stored:,} in speed.tolls_alerts; topic {topic} unknown (Kafka "
+        report.add("alerts", f"{stored:,} in {alerts}; topic {topic} unknown (Kafka "
                              "does not answer)")
         return
     on_topic = sum(end - earliest for earliest, end in ranges.values())
     trimmed = any(earliest > 0 for earliest, _ in ranges.values())
-    report.add("alerts", f"{stored:,} in speed.tolls_alerts, {on_topic:,} on {topic}"
+    report.add("alerts", f"{stored:,} in {alerts}, {on_topic:,} on {topic}"
                + (" (older ones removed by retention)" if trimmed else ""))
     if not trimmed and on_topic < stored:
         report.attention.append(f"{stored - on_topic} alerts are stored but not on {topic} "
