@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	@$(BIN)/lambdalake demo
 
-# README command 2 (what .ci/run calls): unit and integration tests on real components.
+# README command 2 (what .ci/run calls): unit and integration tests on real components, on two
+# workers (each with its own SparkSession and broker); the tests marked `long` start first.
 test: setup
 	@$(BIN)/ruff check .
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n 2 --dist load
 
 test-unit: setup
 	@$(BIN)/python -m pytest -m "not integration"

@@ -59,3 +59,16 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
         topics={"tolls_events": f"tolls.events.{uuid.uuid4().hex[:8]}",
                 "clicks_events": f"clicks.events.{uuid.uuid4().hex[:8]}"},
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `long(minutes)` first, longest first: `make test` runs `pytest -n 2
+    --dist load`, which deals the first tests to the two workers in turn, so the longest starts
+    at once on one worker and the next on the other, instead of last on one while the other
+    idles."""
+
+    def minutes(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return 0 if marker is None else marker.kwargs["minutes"]
+
+    items.sort(key=minutes, reverse=True)

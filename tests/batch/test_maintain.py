@@ -65,6 +65,7 @@ def last_checkpoint(settings, name):
     return json.loads(path.read_text())["version"]
 
 
+@pytest.mark.long(minutes=4)
 def test_maintain_compacts_and_vacuums_keeping_what_runs_readers_and_replays_need(
         kafka_broker, settings, spark):
     settings = settings.replace(

@@ -53,6 +53,7 @@ def versions(settings):
             for t in omop_etl.TABLES}
 
 
+@pytest.mark.long(minutes=5)
 def test_synthetic_run_checks_quarantines_and_reruns_identically(spark, settings, tmp_path,
                                                                  monkeypatch):
     folder = tmp_path / "mimic"

@@ -162,6 +162,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(1)
 
 
+@pytest.mark.long(minutes=8)
 def test_kills_at_any_moment_and_a_broker_restart_change_nothing(own_broker, spark, tmp_path):
     settings = own_broker
     customers.write_customers(settings, tolls.customers(CUSTOMERS, SEED))

@@ -23,6 +23,7 @@ DEMO, MAPS = DATA / "mimic-iii-demo-1.4", DATA / "mimic-omop-concept-maps"
 
 @pytest.mark.skipif(not DEMO.is_dir() or not MAPS.is_dir(),
                     reason=f"the MIMIC-III demo and concept maps are not in {DATA}")
+@pytest.mark.long(minutes=3)
 def test_demo_etl_through_the_cli(kafka_broker, settings):
     topic = f"etl.table_loaded.{uuid.uuid4().hex[:8]}"
     env = cli_env(settings, LAMBDALAKE_TOPICS_ETL_TABLE_LOADED=topic)
