@@ -22,7 +22,7 @@ import tempfile
 import time
 from importlib import resources
 
-from lambdalake import class_archive, lake
+from lambdalake import class_archive
 from lambdalake.config import load_settings
 
 PHASES = ("session", "processor", "tables", "state", "total")
@@ -50,8 +50,7 @@ def child() -> None:
         processor = StreamProcessor(TOLLS, spark, settings, f"{root}/checkpoints/x",
                                     StreamTotals())
         lap("processor")
-        for name in processor.paths:
-            lake.ensure_table(spark, settings, name)
+        processor.ensure_tables()
         lap("tables")
         processor.prepare(dt.datetime.now(dt.timezone.utc))
         lap("state")

@@ -120,7 +120,6 @@ def _warm_up(settings: Settings) -> None:
     lake."""
     import datetime as dt
 
-    from lambdalake import lake
     from lambdalake.spark import create_spark_session
     from speed.stream import StreamProcessor, StreamTotals
     from speed.tolls_stream import TOLLS
@@ -132,8 +131,7 @@ def _warm_up(settings: Settings) -> None:
         processor = StreamProcessor(TOLLS, spark, settings, f"{root}/checkpoints/x",
                                     StreamTotals())
         try:
-            for name in processor.paths:
-                lake.ensure_table(spark, settings, name)
+            processor.ensure_tables()
             processor.prepare(dt.datetime.now(dt.timezone.utc))
         finally:
             processor.close()

@@ -387,6 +387,11 @@ class StreamProcessor:
             validated.unpersist()
         self._log(batch_id, counts, said, landing_version, clock)
 
+    def ensure_tables(self) -> None:
+        """Create the tables the processor writes, where missing (before its query starts)."""
+        for name in self.paths:
+            lake.ensure_table(self.spark, self.settings, name)
+
     def prepare(self, now: dt.datetime, landing_version: int | None = None) -> None:
         """The start-up every micro-batch begins with: build the validation (again when a
         reference table changed) and, once per run, load the state as of `landing_version`
@@ -548,8 +553,7 @@ def start_query(domain: StreamDomain, spark: SparkSession, settings: Settings, u
     caller closes the processor once the query has stopped."""
     checkpoint = lake.checkpoint_path(settings, domain.names.query_name)
     processor = StreamProcessor(domain, spark, settings, checkpoint, totals)
-    for name in processor.paths:
-        lake.ensure_table(spark, settings, name)
+    processor.ensure_tables()
     source = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
               .option("subscribe", domain.names.topic(settings))
