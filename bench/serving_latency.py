@@ -1,14 +1,15 @@
 """Latency of merged-view queries over a large batch view plus a live speed part.
 
 Usage: .venv/bin/python -m bench.serving_latency [--events 10000000] [--live-rate 1000]
-       [--queries 200] [--cli-runs 10]
+       [--queries 200] [--cli-runs 10] [--keep]
 
 Writes `--events` synthetic landed events (as bench.batch_recompute does), runs the batch job so
 every batch view covers them, then starts the streaming job and a producer (a separate process)
 sending `--live-rate` events/s, so the merged views have a speed part that grows while they are
 queried. A long-lived `Serving` then runs each query below `--queries` times, each preceded by
 `refresh()` (what a notebook that always wants the latest data pays), and prints p50/p99 of
-refresh + query and of the query alone. Then the stream is stopped and the same queries run
+refresh + query and of the query alone; again once the stream, the producer and Spark are stopped
+(idle: what the code costs without the cores' contention). Then the same queries run
 through the command line, `lambdalake query`, `--cli-runs` times each (a new process each time:
 interpreter start, imports, opening every table).
 """
@@ -57,6 +58,25 @@ def milliseconds(values: list[float]) -> str:
     return f"p50 {q[49] * 1000:7.1f} ms  p99 {q[98] * 1000:7.1f} ms"
 
 
+def time_queries(serving: Serving, runs: int) -> None:
+    """Run each query `runs` times, each after a `refresh()`; print p50/p99 of refresh + query
+    and of the query alone."""
+    for name, sql in QUERIES.items():
+        serving.refresh()
+        serving.query(sql)  # first run plans the views once
+        with_refresh, alone = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            serving.refresh()
+            t1 = time.perf_counter()
+            serving.query(sql)
+            t2 = time.perf_counter()
+            with_refresh.append(t2 - t0)
+            alone.append(t2 - t1)
+        print(f"  {name}: refresh+query {milliseconds(with_refresh)};  "
+              f"query alone {milliseconds(alone)}")
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment that points a `lambdalake` process at the benchmark's lake."""
     return {**os.environ,
@@ -72,8 +92,12 @@ def main() -> None:
     parser.add_argument("--live-rate", type=float, default=1000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--cli-runs", type=int, default=10)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the lake afterwards (its folder is printed) to profile it")
     args = parser.parse_args()
-    with bench_environment() as settings:
+    with bench_environment(keep=args.keep) as settings:
+        if args.keep:
+            print(f"lake kept at {settings.lake.root}")
         settings = settings.replace(topics={"tolls_alerts": "bench.tolls.alerts"})
         spark = create_spark_session(settings, "lambdalake-bench-serving")
         land_synthetic(spark, settings, args.events)
@@ -104,31 +128,20 @@ def main() -> None:
             "select count(*) from batch.tolls_customer_spend_10m").fetchone()[0]
         print(f"live: streaming job running, producer at {args.live_rate:.0f} events/s; batch "
               f"view tolls_customer_spend_10m has {batch_rows:,} rows")
-        for name, sql in QUERIES.items():
-            serving.refresh()
-            serving.query(sql)  # first run plans the views once
-            with_refresh, alone = [], []
-            for _ in range(args.queries):
-                t0 = time.perf_counter()
-                serving.refresh()
-                t1 = time.perf_counter()
-                serving.query(sql)
-                t2 = time.perf_counter()
-                with_refresh.append(t2 - t0)
-                alone.append(t2 - t1)
-            print(f"  {name}: refresh+query {milliseconds(with_refresh)};  "
-                  f"query alone {milliseconds(alone)}")
+        time_queries(serving, args.queries)
         live = serving.con.execute(
             "select count(*) from speed.tolls_customer_spend_10m").fetchone()[0]
         print(f"  (speed part at the end: {live:,} rows; {totals.landed:,} events landed in "
               f"{totals.batches} micro-batches)")
         for line in totals.log[-3:]:
             print(f"  {line}")
-        serving.close()
         producer.terminate()
         query.stop()
         processor.close()
         spark.stop()
+        print("idle (stream, producer and Spark stopped; the same Serving):")
+        time_queries(serving, args.queries)
+        serving.close()
 
         print(f"command line, `lambdalake query` ({args.cli_runs} runs each, stream stopped):")
         env = settings_env(settings)
