@@ -24,8 +24,10 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from pyspark.sql import types as T
+if TYPE_CHECKING:  # Spark is imported where its types are made: the serving layer needs no Spark
+    from pyspark.sql import types as T
 
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
@@ -57,7 +59,11 @@ class ColumnSpec:
 @dataclass(frozen=True)
 class SpeedPart:
     """Where a merged batch view's speed part comes from: a speed view, and the SQL expression
-    (over its row `speed`) of each column that is not one of the speed view's own."""
+    (over its row `speed`) of each column that is not one of the speed view's own.
+
+    Each query of the merged view evaluates these over every speed row: a UTC date or month is
+    taken from `make_timestamp(epoch_us(t))` (plain arithmetic), not `timezone('UTC', t)`,
+    whose ICU conversion took 10 of the top-10 monthly query's 24 ms over 60,000 speed rows."""
 
     source: str
     columns: tuple[tuple[str, str], ...] = ()
@@ -162,6 +168,8 @@ def stored_in(name: str) -> str | None:
 
 def spark_type(logical: str) -> T.DataType:
     """Spark type of a logical type (string, int, long, decimal(p,s), timestamp, date, ...)."""
+    from pyspark.sql import types as T
+
     simple = {"string": T.StringType(), "int": T.IntegerType(), "long": T.LongType(),
               "timestamp": T.TimestampType(), "date": T.DateType(), "binary": T.BinaryType(),
               "boolean": T.BooleanType(), "double": T.DoubleType()}
@@ -188,6 +196,8 @@ def duckdb_type(logical: str) -> str:
 def spark_schema(name: str, all_nullable: bool = False) -> T.StructType:
     """Spark StructType of a table spec. `all_nullable` makes required fields nullable too, for
     reading source files whose missing values checks report rather than the reader rejecting."""
+    from pyspark.sql import types as T
+
     spec = load(name)
     return T.StructType([T.StructField(c.name, spark_type(c.type),
                                        nullable=all_nullable or not c.required)

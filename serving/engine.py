@@ -24,6 +24,7 @@ and the speed rows are copied into DuckDB tables (`<layer>._copy_of_<table>`, be
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -53,6 +54,8 @@ DERIVED_VIEWS = ("tolls_customer_spend_this_month", "tolls_report_freshness", "t
 AUDIT_VIEWS = {"tolls_customer_changes": "reference"}
 # The change feed and commits of the customers table, which the audit view reads.
 _FEED = {"reference._tolls_customers_feed": 0, "reference._tolls_customers_commits": 1}
+# The batch job's runs: which version of each batch view is published, and its cut-over.
+_RUNS = "batch_runs"
 LAYERS = ("landing", "quarantine", "speed", "batch", "reference", "omop", "etl")
 
 
@@ -102,13 +105,20 @@ def _may_have_moved(path: str, handle: DeltaTable | None) -> bool:
     next version), so a refresh with nothing new costs microseconds per table, not a log listing
     or a failed open; elsewhere (object stores) the answer is always yes.
     """
-    folder = local_path(path)
-    if folder is None:
+    log = _log_folder(path)
+    if log is None:
         return True
-    log = folder / "_delta_log"
     if handle is None:
-        return log.is_dir()
-    return (log / f"{handle.version() + 1:020d}.json").exists()
+        return os.path.isdir(log)
+    return os.path.exists(f"{log}/{handle.version() + 1:020d}.json")
+
+
+@functools.cache
+def _log_folder(path: str) -> str | None:
+    """The `_delta_log` folder of a table on a local lake, or None (parsed once per path: a
+    refresh asks for every table's)."""
+    folder = local_path(path)
+    return None if folder is None else str(folder / "_delta_log")
 
 
 _SCHEMAS = {"main": "main", "batch": "batch", "speed": "speed", "reference": "reference"}
@@ -226,6 +236,7 @@ class Serving:
         self._handles: dict[str, DeltaTable] = {}
         self._registered: dict[str, int | None] = {}  # table -> version registered (None: empty)
         self._cutover: list[tuple] | None = None
+        self._runs_read_at: int | None = None  # batch.runs' version the cut-over was read at
         self._published: dict[str, DeltaTable] = {}  # batch view -> its published snapshot
         self._feed: tuple[pa.Table, pa.Table] = customers.changes(None)
         for relation, n in _FEED.items():
@@ -304,16 +315,17 @@ class Serving:
         self._registered[table] = version
 
     def _copy_new_files(self, table: str, copy: str, data: pa.Table | pads.Dataset) -> None:
-        """Bring DuckDB table `copy` to `data`: when the snapshot only added files since the
-        last copy (Delta data files never change), insert the new files' rows; otherwise (rows
-        deleted, files rewritten, a batch view overwritten by its next run) copy it all again."""
+        """Bring DuckDB table `copy` to `data`: when the snapshot only added files to those of
+        the last copy (Delta data files never change), insert the new files' rows; otherwise (a
+        first copy, rows deleted, files rewritten, a batch view overwritten by its next run)
+        copy it all again."""
         if isinstance(data, pa.Table):
             fragments, files = [], set()
         else:
             fragments = list(data.get_fragments())
             files = {f.path for f in fragments}
         previous = self._files.get(table)
-        if previous is not None and previous <= files:
+        if previous and previous <= files:
             new = [f for f in fragments if f.path not in previous]
             if new:
                 self.con.register("__new_files", pads.FileSystemDataset(
@@ -321,8 +333,12 @@ class Serving:
                 self.con.execute(f"INSERT INTO {copy} BY NAME SELECT * FROM __new_files")
                 self.con.unregister("__new_files")
         else:
+            # a batch view's copy is kept in its primary key's order, so a query on the leading
+            # key (one customer, one plaza) skips the row groups whose min/max rule it out
+            order = (f" ORDER BY {', '.join(schemas.load(table).primary_key)}"
+                     if table in MERGED_VIEWS else "")
             self.con.register("__all_files", data)
-            self.con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM __all_files")
+            self.con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM __all_files{order}")
             self.con.unregister("__all_files")
         self._files[table] = files
 
@@ -334,6 +350,9 @@ class Serving:
             self._register(table, self._latest(table))
         if self._registered.get(customers.TABLE) != feed_read_at:
             self._refresh_feed()
+        if self._cutover is not None and self._registered.get(_RUNS) == self._runs_read_at:
+            return  # no batch run published since the last refresh
+        self._runs_read_at = self._registered.get(_RUNS)
         published = self.con.execute(
             "SELECT view_name, arg_max(view_version, published_at), "
             "arg_max(landing_version, published_at) FROM batch.runs GROUP BY view_name"

@@ -142,3 +142,37 @@ def test_served_database_is_rewritten_when_a_table_moves_and_locked_against_writ
     finally:
         served.close()
         serving.close()
+
+
+def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_rows(tmp_path):
+    import datetime as dt
+    from decimal import Decimal
+
+    import schemas
+    from lambdalake import lake
+    from lambdalake.config import load_settings
+    from serving.engine import Serving
+
+    settings = load_settings({"LAMBDALAKE_LAKE_ROOT": str(tmp_path / "lake")})
+    view = "tolls_customer_spend_10m"
+    start = dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)
+    rows = [{"customer_id": f"C{c:03d}", "window_start": start + dt.timedelta(minutes=10 * w),
+             "window_end": start + dt.timedelta(minutes=10 * w + 10),
+             "transaction_count": c + w, "spend": Decimal(f"{c}.{w:02d}")}
+            for c in (7, 3, 9, 1) for w in (2, 0, 1)]  # written out of key order
+    path = lake.table_path(settings, view)
+    write_deltalake(path, pa.Table.from_pylist(rows, schemas.arrow_schema(view)))
+    write_deltalake(lake.table_path(settings, "batch_runs"), pa.Table.from_pylist(
+        [{"run_id": "r1", "view_name": view, "view_version": 0, "landing_version": 0,
+          "landed_event_count": 12, "started_at": start, "published_at": start}],
+        schemas.arrow_schema("batch_runs")))
+
+    serving = Serving(settings)
+    try:
+        copied = serving.con.execute(
+            f"select customer_id, window_start from batch._copy_of_{view}").fetchall()
+        assert copied == sorted((r["customer_id"], r["window_start"]) for r in rows)
+        served = serving.con.execute(f"select * from {view}").fetchall()
+        assert sorted(served) == sorted(tuple(r.values()) for r in rows)
+    finally:
+        serving.close()
