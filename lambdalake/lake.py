@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-
-from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from typing import TYPE_CHECKING
 
 import schemas
 from lambdalake import faults
 from lambdalake.config import Settings, local_path
 from lambdalake.errors import LambdalakeError
+
+if TYPE_CHECKING:  # Spark is imported where it is used: the serving layer reads without it
+    from delta.tables import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
 
 
 def table_path(settings: Settings, name: str) -> str:
@@ -99,6 +100,9 @@ def delta_table(spark: SparkSession, path: str) -> DeltaTable | None:
     table exists, for as long as the session's cached log lives (measured); `forPath` brings
     the cached log up to date.
     """
+    from delta.tables import DeltaTable
+    from pyspark.errors import AnalysisException
+
     try:
         return DeltaTable.forPath(spark, path)
     except AnalysisException as e:
@@ -134,6 +138,9 @@ def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
     """Create table `name` empty with its spec's schema if it does not exist; return its path.
     A half-created table (its creation killed before the first commit) is created again, and a
     table created before its spec gained a column gets it (`add_missing_columns`)."""
+    from delta.tables import DeltaTable
+    from pyspark.errors import AnalysisException
+
     path = table_path(settings, name)
     spec = schemas.load(name)
 
@@ -226,6 +233,8 @@ class CommitLog:
         table = self._table()
         if table is not None:
             return int(table.version())
+        from delta.tables import DeltaTable
+
         return int(DeltaTable.forPath(self.spark, self.path).history(1).first()["version"])
 
     def recent(self, depth: int = 50) -> list[tuple[int, str]]:
@@ -233,6 +242,8 @@ class CommitLog:
         table = self._table()
         if table is not None:
             return [(int(c["version"]), c.get("userMetadata")) for c in table.history(depth)]
+        from delta.tables import DeltaTable
+
         rows = DeltaTable.forPath(self.spark, self.path).history(depth).select(
             "version", "userMetadata")
         return [(int(r[0]), r[1]) for r in rows.collect()]

@@ -1,9 +1,11 @@
 """The serving layer: DuckDB over the Delta tables' current snapshots, plus the merged views.
 
-Each Delta table is read through `deltalake` (Arrow), so only the files of the snapshot are read,
-never files Delta has removed. Tables appear in a DuckDB schema named after their layer, without a
-repeated layer prefix: `landing.tolls_landing`, `quarantine.tolls_quarantine`,
-`speed.tolls_customer_spend_10m`, `batch.tolls_customer_monthly_spend`, `batch.runs`, ... Batch
+Each Delta table's snapshot is found through `deltalake` (its log's add actions), and on a local
+lake DuckDB reads those Parquet files itself, never files Delta has removed (on an object store,
+which DuckDB cannot reach here, through delta-rs's Arrow dataset). Tables appear in a DuckDB
+schema named after their layer, without a repeated layer prefix: `landing.tolls_landing`,
+`quarantine.tolls_quarantine`, `speed.tolls_customer_spend_10m`,
+`batch.tolls_customer_monthly_spend`, `batch.runs`, ... Batch
 views are read at the Delta version their latest run published (`batch.runs`), and
 `batch.cutover` says which landing version each covers. The merged views (one template,
 `serving/sql/merged_view.sql`, filled in from each batch view's spec) are in the main schema
@@ -32,10 +34,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -161,29 +163,48 @@ def _sql_literal(value: object, duckdb_type: str) -> str:
     return f"CAST('{text}' AS {duckdb_type})"
 
 
-def snapshot_sql(table: str, handle: DeltaTable | None) -> str:
-    """A SELECT of a Delta snapshot's rows straight from its Parquet files, in the spec's
-    columns and DuckDB types: only the snapshot's files are listed (never files Delta has
-    removed), partition columns, which Delta keeps out of the files, become literals, and a
-    column that files written before it existed lack reads as null. It needs no Delta reader,
-    so any DuckDB client can run it (`Serving.export`)."""
+# A data file of a snapshot: its path under the table's folder, and its partition values.
+SnapshotFile = tuple[str, tuple[tuple[str, object], ...]]
+
+
+def snapshot_files(handle: DeltaTable | None) -> list[SnapshotFile]:
+    """The data files of `handle`'s snapshot (its add actions: never files Delta has removed),
+    each with the partition values Delta keeps out of the file. Read from the log through
+    delta-rs without building an Arrow dataset (whose import alone, with pandas, costs a
+    one-shot `lambdalake query` 0.3 s)."""
+    if handle is None:
+        return []
+    # (read as a stream: `pa.table` of it would import pandas)
+    actions = pa.RecordBatchReader.from_stream(handle.get_add_actions(flatten=True)).read_all()
+    keys = [c for c in actions.column_names if c.startswith("partition.")]
+    columns = actions.select(["path", *keys]).to_pydict()
+    return [(unquote(path),  # the log URL-encodes paths
+             tuple((key.removeprefix("partition."), columns[key][i]) for key in keys))
+            for i, path in enumerate(columns["path"])]
+
+
+def snapshot_sql(table: str, handle: DeltaTable | None,
+                 files: list[SnapshotFile] | None = None) -> str:
+    """A SELECT of a Delta snapshot's rows (or of the given files of it) straight from its
+    Parquet files, in the spec's columns and DuckDB types: only the snapshot's files are listed
+    (never files Delta has removed), partition columns, which Delta keeps out of the files,
+    become literals, and a column that files written before it existed lack reads as null. It
+    needs no Delta reader, so any DuckDB client can run it (`Serving.export`)."""
     spec = schemas.load(table)
     types = {c.name: schemas.duckdb_type(c.type) for c in spec.columns}
     columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
-    fragments = [] if handle is None else list(handle.to_pyarrow_dataset().get_fragments())
+    files = snapshot_files(handle) if files is None else files
     nulls = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in types.items())
-    if not fragments:
+    if not files:
         return f"SELECT {nulls} WHERE false"
     root = _local_folder(handle.table_uri, f"{table}'s location")
     groups: dict[tuple, list[str]] = {}
-    for fragment in fragments:  # paths relative to the table's folder
-        # the partition values (delta-rs's expression also says which columns are all null)
-        keys = {k: v for k, v in pads.get_partition_keys(fragment.partition_expression).items()
-                if k in spec.partition_by}
-        groups.setdefault(tuple(sorted(keys.items())), []).append(str(root / fragment.path))
+    for path, keys in files:
+        groups.setdefault(tuple(sorted(k for k in keys if k[0] in types)), []).append(
+            str(root / path))
     parts = []
-    for keys, files in groups.items():
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    for keys, paths in groups.items():
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in paths)
         literals = "".join(f', {_sql_literal(v, types[k])} AS "{k}"' for k, v in keys)
         parts.append(f"SELECT *{literals} FROM read_parquet([{listed}], "
                      "hive_partitioning = false, union_by_name = true)")
@@ -222,6 +243,7 @@ class Serving:
         Parquet files in place.
         """
         self.settings = settings
+        self._local = local_path(settings.lake.root) is not None
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         for layer in LAYERS:
@@ -300,47 +322,47 @@ class Serving:
         if table in self._registered and self._registered[table] == version:
             return
         name = relation_name(table)
-        if handle is None:
-            data = pa.table({f.name: pa.array([], f.type) for f in schemas.arrow_schema(table)})
-        else:
-            data = handle.to_pyarrow_dataset()
         if table in self._copied:
-            source = name.replace(".", "._copy_of_")
-            self._copy_new_files(table, source, data)
+            copy = name.replace(".", "._copy_of_")
+            self._copy_new_files(table, copy, handle)
+            if table not in self._registered:
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {copy}")
         else:
-            source = _arrow_source(name)
-            self.con.register(source, data)
-        if table not in self._registered:
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {self._source(table, handle)}")
         self._registered[table] = version
 
-    def _copy_new_files(self, table: str, copy: str, data: pa.Table | pads.Dataset) -> None:
-        """Bring DuckDB table `copy` to `data`: when the snapshot only added files to those of
-        the last copy (Delta data files never change), insert the new files' rows; otherwise (a
-        first copy, rows deleted, files rewritten, a batch view overwritten by its next run)
-        copy it all again."""
-        if isinstance(data, pa.Table):
-            fragments, files = [], set()
-        else:
-            fragments = list(data.get_fragments())
-            files = {f.path for f in fragments}
+    def _source(self, table: str, handle: DeltaTable | None,
+                files: list[SnapshotFile] | None = None) -> str:
+        """A SELECT of the snapshot's rows, or of `files` of it: on a local lake DuckDB reads
+        the Parquet files itself (`snapshot_sql`); on an object store, which this DuckDB cannot
+        reach, delta-rs's Arrow dataset of the whole snapshot is registered and read."""
+        if self._local or handle is None:
+            return snapshot_sql(table, handle, files)
+        source = _arrow_source(relation_name(table))
+        self.con.register(source, handle.to_pyarrow_dataset())
+        return f"SELECT * FROM {source}"
+
+    def _copy_new_files(self, table: str, copy: str, handle: DeltaTable | None) -> None:
+        """Bring DuckDB table `copy` to `handle`'s snapshot: when the snapshot only added files
+        to those of the last copy (Delta data files never change), insert the new files' rows;
+        otherwise (a first copy, rows deleted, files rewritten, a batch view overwritten by its
+        next run, or any change on an object store) copy it all again."""
+        files = snapshot_files(handle)
+        paths = {path for path, _ in files}
         previous = self._files.get(table)
-        if previous and previous <= files:
-            new = [f for f in fragments if f.path not in previous]
+        if self._local and previous and previous <= paths:
+            new = [f for f in files if f[0] not in previous]
             if new:
-                self.con.register("__new_files", pads.FileSystemDataset(
-                    new, data.schema, data.format, data.filesystem))
-                self.con.execute(f"INSERT INTO {copy} BY NAME SELECT * FROM __new_files")
-                self.con.unregister("__new_files")
+                self.con.execute(f"INSERT INTO {copy} BY NAME "
+                                 f"{self._source(table, handle, new)}")
         else:
             # a batch view's copy is kept in its primary key's order, so a query on the leading
             # key (one customer, one plaza) skips the row groups whose min/max rule it out
             order = (f" ORDER BY {', '.join(schemas.load(table).primary_key)}"
                      if table in MERGED_VIEWS else "")
-            self.con.register("__all_files", data)
-            self.con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM __all_files{order}")
-            self.con.unregister("__all_files")
-        self._files[table] = files
+            self.con.execute(f"CREATE OR REPLACE TABLE {copy} AS "
+                             f"{self._source(table, handle, files)}{order}")
+        self._files[table] = paths
 
     def refresh(self) -> None:
         """Bring every table to its latest snapshot and each batch view to its published

@@ -1,4 +1,5 @@
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from serving.engine import _may_have_moved
@@ -144,15 +145,20 @@ def test_served_database_is_rewritten_when_a_table_moves_and_locked_against_writ
         serving.close()
 
 
-def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_rows(tmp_path):
+@pytest.mark.parametrize("store", ["local", "object store"])
+def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_rows(
+        tmp_path, monkeypatch, store):
     import datetime as dt
     from decimal import Decimal
 
     import schemas
     from lambdalake import lake
     from lambdalake.config import load_settings
+    from serving import engine
     from serving.engine import Serving
 
+    if store == "object store":  # read as if DuckDB could not reach the files: Arrow datasets
+        monkeypatch.setattr(engine, "local_path", lambda uri: None)
     settings = load_settings({"LAMBDALAKE_LAKE_ROOT": str(tmp_path / "lake")})
     view = "tolls_customer_spend_10m"
     start = dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)
@@ -174,5 +180,23 @@ def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_r
         assert copied == sorted((r["customer_id"], r["window_start"]) for r in rows)
         served = serving.con.execute(f"select * from {view}").fetchall()
         assert sorted(served) == sorted(tuple(r.values()) for r in rows)
+        assert serving.con.execute("select run_id from batch.runs").fetchall() == [("r1",)]
     finally:
         serving.close()
+        engine._log_folder.cache_clear()  # it remembered this lake's folders as remote
+
+
+def test_snapshot_files_are_the_files_on_disk_with_typed_partition_values(tmp_path):
+    import datetime as dt
+
+    from serving.engine import snapshot_files
+
+    path = tmp_path / "t"
+    write_deltalake(str(path), pa.table({"x": [1, 2, 3], "p": ["a b", "c:d", None],
+                                         "d": [dt.date(2026, 12, 1)] * 3}),
+                    partition_by=["p", "d"])
+    files = snapshot_files(DeltaTable(str(path)))
+    assert all((path / file).is_file() for file, _ in files)  # the log's paths are URL-encoded
+    assert sorted(dict(keys)["p"] or "" for _, keys in files) == ["", "a b", "c:d"]
+    assert {dict(keys)["d"] for _, keys in files} == {dt.date(2026, 12, 1)}
+    assert snapshot_files(None) == []
