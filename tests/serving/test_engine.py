@@ -146,7 +146,7 @@ def test_served_database_is_rewritten_when_a_table_moves_and_locked_against_writ
 
 
 @pytest.mark.parametrize("store", ["local", "object store"])
-def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_rows(
+def test_a_batch_views_copy_is_in_its_leading_keys_order_and_equal_to_the_published_rows(
         tmp_path, monkeypatch, store):
     import datetime as dt
     from decimal import Decimal
@@ -175,9 +175,8 @@ def test_a_batch_views_copy_is_in_primary_key_order_and_equal_to_the_published_r
 
     serving = Serving(settings)
     try:
-        copied = serving.con.execute(
-            f"select customer_id, window_start from batch._copy_of_{view}").fetchall()
-        assert copied == sorted((r["customer_id"], r["window_start"]) for r in rows)
+        copied = serving.con.execute(f"select customer_id from batch._copy_of_{view}").fetchall()
+        assert copied == sorted((r["customer_id"],) for r in rows)
         served = serving.con.execute(f"select * from {view}").fetchall()
         assert sorted(served) == sorted(tuple(r.values()) for r in rows)
         assert serving.con.execute("select run_id from batch.runs").fetchall() == [("r1",)]
