@@ -122,3 +122,57 @@ def test_a_crash_between_the_commits_of_a_micro_batch_is_repaired_exactly(
     assert per_view["tolls_stream_progress"] == (1, accepted)  # one progress row
     keys = alert_keys(settings)
     assert tables["tolls_alerts"] > 0 and len(keys) == len(set(keys)) == tables["tolls_alerts"]
+
+
+def test_a_clicks_micro_batch_cut_short_or_replayed_is_written_exactly_once(
+        kafka_broker, settings, spark, monkeypatch):
+    """The clickstream shares the streaming job: the same repair and replay hold for it."""
+    from lambdalake.generators import clicks
+    from speed import stream as stream_job
+    from speed.clicks_stream import CLICKS
+
+    topics.ensure_topics(settings, settings.topics.clicks_events)
+    options = clicks.ClicksOptions(
+        count=1000, seed=6, articles=30, sessions=100,
+        start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30),
+        span=dt.timedelta(minutes=30),
+        faults=stream.Faults(malformed_fraction=0.03, duplicate_fraction=0.03))
+    report = stream.produce(settings, clicks.click_records(options),
+                            settings.topics.clicks_events, progress=False)
+
+    def counts():
+        speed = spark.read.format("delta").load(lake.table_path(settings, "clicks_speed_rows"))
+        per_view = {r[0]: (r[1], r[2]) for r in speed.groupBy("view_name").agg(
+            F.count(F.lit(1)), F.sum(F.coalesce("view_count", "landed_count"))).collect()}
+        tables = {name: spark.read.format("delta").load(lake.table_path(settings, name)).count()
+                  for name in ("clicks_landing", "clicks_quarantine")}
+        return tables, per_view
+
+    real_append = lake.CommitLog.append
+
+    def crashing_append(log, rows, tag, partition_by=()):  # noqa: ANN001, ANN202
+        if log.path.endswith("/clicks_speed_rows"):
+            raise RuntimeError("simulated crash before the clicks_speed_rows commit")
+        return real_append(log, rows, tag, partition_by)
+
+    monkeypatch.setattr(lake.CommitLog, "append", crashing_append)
+    with pytest.raises(LambdalakeError, match="simulated crash"):
+        stream_job.run(CLICKS, spark, settings, until_idle=True)
+    monkeypatch.setattr(lake.CommitLog, "append", real_append)
+    totals = stream_job.run(CLICKS, spark, settings, until_idle=True)  # the same batch, again
+    assert totals.batches == 1 and totals.read == report.sent
+
+    accepted = len(report.events)
+    tables, per_view = counts()
+    assert tables == {"clicks_landing": accepted, "clicks_quarantine": report.sent - accepted}
+    assert per_view["speed_clicks_article_views"][1] == accepted  # every view counted once
+    assert per_view["clicks_stream_progress"] == (1, accepted)  # one progress row
+
+    # crash after the batch's writes but before Spark recorded it: drop its commit marker
+    commits = Path(lake.checkpoint_path(settings, CLICKS.names.query_name)) / "commits"
+    done = sorted(int(n.name) for n in commits.iterdir() if n.name.isdigit())
+    for marker in (commits / str(done[-1]), commits / f".{done[-1]}.crc"):
+        marker.unlink(missing_ok=True)
+    replay = stream_job.run(CLICKS, spark, settings, until_idle=True)
+    assert replay.batches == 1 and replay.read == report.sent  # processed again
+    assert counts() == (tables, per_view)
