@@ -61,15 +61,21 @@ def test_replayed_micro_batch_changes_nothing(kafka_broker, settings, spark):
     assert alert_keys(settings) == keys
 
 
-def landed_counts(spark, settings):
-    """Landing rows, speed rows per view, progress rows, quarantine rows, alert rows."""
-    speed = spark.read.format("delta").load(lake.table_path(settings, "tolls_speed_rows"))
+TOLLS_COUNTS = ("tolls_speed_rows", ("transaction_count", "vehicle_count", "landed_count"),
+                ("tolls_landing", "tolls_quarantine", "tolls_alerts"))
+CLICKS_COUNTS = ("clicks_speed_rows", ("view_count", "landed_count"),
+                 ("clicks_landing", "clicks_quarantine"))
+
+
+def landed_counts(spark, settings, speed_rows, measures, tables):
+    """The rows of each of `tables`, and per view of the union table `speed_rows` its rows and
+    the events they count (the first of `measures` a row has: speed views and progress)."""
+    speed = spark.read.format("delta").load(lake.table_path(settings, speed_rows))
     per_view = {r[0]: (r[1], r[2]) for r in speed.groupBy("view_name").agg(
-        F.count(F.lit(1)), F.sum(F.coalesce("transaction_count", "vehicle_count",
-                                            "landed_count"))).collect()}
-    tables = {name: spark.read.format("delta").load(lake.table_path(settings, name)).count()
-              for name in ("tolls_landing", "tolls_quarantine", "tolls_alerts")}
-    return tables, per_view
+        F.count(F.lit(1)), F.sum(F.coalesce(*measures))).collect()}
+    rows = {name: spark.read.format("delta").load(lake.table_path(settings, name)).count()
+            for name in tables}
+    return rows, per_view
 
 
 @pytest.mark.parametrize(("failing", "writer"), [
@@ -112,7 +118,7 @@ def test_a_crash_between_the_commits_of_a_micro_batch_is_repaired_exactly(
     totals = tolls_stream.run(spark, settings, until_idle=True)  # the same batch, again
     assert totals.batches == 1 and totals.read == report.sent
 
-    tables, per_view = landed_counts(spark, settings)
+    tables, per_view = landed_counts(spark, settings, *TOLLS_COUNTS)
     accepted = len(report.events)
     assert tables["tolls_landing"] == accepted
     assert tables["tolls_quarantine"] == report.sent - accepted
@@ -140,14 +146,6 @@ def test_a_clicks_micro_batch_cut_short_or_replayed_is_written_exactly_once(
     report = stream.produce(settings, clicks.click_records(options),
                             settings.topics.clicks_events, progress=False)
 
-    def counts():
-        speed = spark.read.format("delta").load(lake.table_path(settings, "clicks_speed_rows"))
-        per_view = {r[0]: (r[1], r[2]) for r in speed.groupBy("view_name").agg(
-            F.count(F.lit(1)), F.sum(F.coalesce("view_count", "landed_count"))).collect()}
-        tables = {name: spark.read.format("delta").load(lake.table_path(settings, name)).count()
-                  for name in ("clicks_landing", "clicks_quarantine")}
-        return tables, per_view
-
     real_append = lake.CommitLog.append
 
     def crashing_append(log, rows, tag, partition_by=()):  # noqa: ANN001, ANN202
@@ -163,7 +161,7 @@ def test_a_clicks_micro_batch_cut_short_or_replayed_is_written_exactly_once(
     assert totals.batches == 1 and totals.read == report.sent
 
     accepted = len(report.events)
-    tables, per_view = counts()
+    tables, per_view = landed_counts(spark, settings, *CLICKS_COUNTS)
     assert tables == {"clicks_landing": accepted, "clicks_quarantine": report.sent - accepted}
     assert per_view["speed_clicks_article_views"][1] == accepted  # every view counted once
     assert per_view["clicks_stream_progress"] == (1, accepted)  # one progress row
@@ -175,4 +173,4 @@ def test_a_clicks_micro_batch_cut_short_or_replayed_is_written_exactly_once(
         marker.unlink(missing_ok=True)
     replay = stream_job.run(CLICKS, spark, settings, until_idle=True)
     assert replay.batches == 1 and replay.read == report.sent  # processed again
-    assert counts() == (tables, per_view)
+    assert landed_counts(spark, settings, *CLICKS_COUNTS) == (tables, per_view)
