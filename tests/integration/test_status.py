@@ -51,8 +51,13 @@ def test_status_shows_the_running_job_its_progress_and_lag_then_its_death(
             assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
             assert time.monotonic() < deadline
             time.sleep(1)
-        time.sleep(2)  # the micro-batch's remaining commits
         code, screen = status(env)
+        while not (re.search(r"^records ", screen, re.M) and " 0 records behind" in screen):
+            # the micro-batch's remaining commits: derived rows, progress, the checkpoint
+            assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, screen
+            time.sleep(1)
+            code, screen = status(env)
         assert line(screen, "streaming job").startswith(f"running: pid {job.pid}, started ")
         records = line(screen, "records")
         landed = len(report.events)
