@@ -20,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
 
 from lambdalake import class_archive
 from lambdalake.config import load_settings
+from lambdalake.spark import spark_conf
 
 PHASES = ("session", "processor", "tables", "state", "total")
 
@@ -72,9 +72,9 @@ def main() -> None:
     archive = class_archive.build(settings)
     if archive is None:
         sys.exit("no class archive could be made: nothing to compare")
-    log4j = resources.files("lambdalake.resources").joinpath("spark-log4j2.properties")
-    without = {**os.environ, "LAMBDALAKE_SPARK_CONF":
-               f"spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:{log4j}"}
+    options = spark_conf(settings, "x")["spark.driver.extraJavaOptions"]
+    without = {**os.environ, "LAMBDALAKE_SPARK_CONF": "spark.driver.extraJavaOptions="
+               + options.replace(class_archive.java_options(settings), "").strip()}
     results: dict[str, list[dict[str, float]]] = {"with archive": [], "without": []}
     for run in range(args.runs):
         for label, env in (("with archive", dict(os.environ)), ("without", without)):

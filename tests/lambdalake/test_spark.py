@@ -1,0 +1,9 @@
+"""The SparkSession factory: what the driver JVM it starts runs with."""
+
+
+def test_the_local_driver_runs_the_parallel_collector(spark):
+    # the factory's DRIVER_GC reached the JVM: its collectors are the parallel ones, not G1's
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory \
+        .getGarbageCollectorMXBeans()
+    names = {bean.getName() for bean in beans}
+    assert names == {"PS Scavenge", "PS MarkSweep"}, names
