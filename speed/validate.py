@@ -296,14 +296,19 @@ def _column_ok(rules: EventRules, column: schemas.ColumnSpec, event: Column) -> 
     if name in rules.known:
         checks.append(_is_known(value, rules.known[name]))
     ok = _all(checks)
-    return ok if column.required else value.isNull() | ok
+    if column.required:
+        return ok
+    # an optional field may be null but must be there: the key count alone would let a missing
+    # optional field and an extra one pass together
+    return F.when(value.isNull(), F.array_contains(F.col("_keys"), name)).otherwise(ok)
 
 
 def _accepted(rules: EventRules) -> Column:
     """Whether a record is a good event: exactly when `with_rejection_reason` finds nothing.
 
     Cheap on purpose (no regex over the whole message): valid UTF-8, every field typed and
-    good, and exactly the spec's number of keys, so no extra, missing or repeated field; the
+    good, exactly the spec's number of keys and every optional field's key among them (a
+    required field is there when it is not null), so no extra, missing or repeated field; the
     record key is the record's id (when required).
     """
     event, value = F.col("_event"), F.col("value")

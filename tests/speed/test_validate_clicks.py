@@ -33,9 +33,10 @@ def outcome(spark, *values: bytes, keys=None):
 
 def test_optional_fields_may_be_null_but_must_be_there(spark):
     got = outcome(spark, view(), view(user_id="U000001", referrer=None), view(user_id=...),
-                  view(referrer=""), view(session_id=None))
+                  view(referrer=""), view(session_id=None), view(user_id=..., scroll_depth=1))
     assert got == [None, None, "missing field user_id", "field referrer is empty",
-                   "field session_id is null"]
+                   "field session_id is null",
+                   "unexpected field(s): scroll_depth; missing field user_id"]
 
 
 @pytest.mark.parametrize(("value", "reason"), [
