@@ -8,11 +8,12 @@ Nothing is dropped here; `accepted_events` and `quarantined_records` split the r
 quarantined record gets every reason it was rejected (`rejection_reason`).
 
 What a good event is comes from its spec (`EventRules`): every field present, exactly once, and
-no other; a required field not null; strings not blank and within `max_length`; integers as JSON
-integers and decimals with at most the type's places, within `min`/`max`; `allowed` values;
-`references` to a reference table's values; timestamps ISO-8601 with an offset, not too far in
-the future or the past; the record's key equal to its `record_key` field. The domain adds what
-depends on settings or reference data (a bound from a setting, the known values).
+no other; a required field not null; strings as JSON strings, not blank and within
+`max_length`; integers as JSON integers and decimals with at most the type's places, within
+`min`/`max`; `allowed` values; `references` to a reference table's values; timestamps ISO-8601
+with an offset, not too far in the future or the past; the record's key equal to its
+`record_key` field. The domain adds what depends on settings or reference data (a bound from a
+setting, the known values).
 
 Validation is one lean pass: the JSON is parsed once with the spec's types (`from_json`) and its
 keys listed once (`json_object_keys`); a handful of cheap comparisons decide. They accept exactly
@@ -121,10 +122,29 @@ def _utf8_text() -> Column:
     return F.decode(F.col("value"), "UTF-8")
 
 
+def _is_quoted(name: str) -> Column:
+    """Whether field `name`'s value in the record's text is a JSON string (its key, a colon and
+    a quote; a field appears once in a record that is not rejected for a repeated key)."""
+    return F.col("_text").rlike(f'"{name}"\\s*:\\s*"')
+
+
 def _is_json_integer(raw: Column, name: str) -> Column:
     """Whether field `name` is a JSON integer: integer text, and not a quoted string."""
-    quoted = F.col("_text").rlike(f'"{name}"\\s*:\\s*"')
-    return raw[name].rlike(r"^-?[0-9]{1,18}$") & ~quoted
+    return raw[name].rlike(r"^-?[0-9]{1,18}$") & ~_is_quoted(name)
+
+
+# the text the parse gives a JSON number (NaN and the infinities quoted), true or false, object
+# or array read into a text field; a JSON string's content may look the same
+_NON_STRING_TEXT = r'^-?[0-9][0-9.E+-]*$|^"-?(NaN|Infinity)"$'
+
+
+def _is_json_string(value: Column, name: str) -> Column:
+    """Whether text field `name` (`value`: its text from a parse) was null or a JSON string, not
+    a number, boolean, object or array read as its text. Only a value that could be one of those
+    has the record's text searched, so the common case costs a comparison or two."""
+    maybe_other = (((value < ":") & value.rlike(_NON_STRING_TEXT)) | value.isin("true", "false")
+                   | value.startswith("{") | value.startswith("["))
+    return value.isNull() | ~maybe_other | _is_quoted(name)
 
 
 def _first(*checks: tuple[Column, str | Column]) -> Column:
@@ -203,6 +223,9 @@ def _column_reasons(rules: EventRules, column: schemas.ColumnSpec, raw: Column) 
     if column.name in rules.known:
         reasons.append(F.when(~_is_known(value, rules.known[name]),
                               F.concat(F.lit(f"unknown {name}: "), F.substring(value, 1, 40))))
+    if column.type == "string":
+        reasons.append(F.when(~_is_json_string(value, name),
+                              F.lit(f"field {name} must be a JSON string")))
     low, high = rules.bounds(column)
     if column.type in _INTEGER_TYPES:
         is_integer = _is_json_integer(raw, name)
@@ -289,6 +312,8 @@ def _column_ok(rules: EventRules, column: schemas.ColumnSpec, event: Column) -> 
         checks += [value.rlike(_ISO_WITH_OFFSET), typed.between(*_time_window(rules))]
     if column.type not in _INTEGER_TYPES:
         checks.append(F.length(F.trim(value)) > 0)
+    if column.type == "string":
+        checks.append(_is_json_string(value, name))
     if column.max_length:
         checks.append(F.length(value) <= column.max_length)
     if column.allowed is not None:

@@ -88,6 +88,8 @@ def test_good_events_are_typed_exactly(spark):
     (payload(plaza_id=...), "missing field plaza_id"),
     (payload(plate=None), "field plate is null"),
     (payload(customer_id=" "), "field customer_id is empty"),
+    (payload(plate=1234567), "field plate must be a JSON string"),
+    (payload(customer_id={"id": "C1"}), "field customer_id must be a JSON string"),
     (payload(lane="3"), "field lane must be a JSON integer"),
     (payload(vehicle_class=2.5), "field vehicle_class must be a JSON integer"),
     (payload(vehicle_class=9), "vehicle_class must be 1-5, got 9"),

@@ -49,6 +49,20 @@ def test_bad_page_views_get_a_clear_reason(spark, value, reason):
     assert outcome(spark, value) == [reason]
 
 
+def test_text_fields_must_be_json_strings(spark):
+    # the parse reads any JSON value into a text field as its text; only a string is one
+    got = outcome(spark, view(referrer=5), view(referrer=-1.5), view(referrer=True),
+                  view(referrer={"host": "t.co"}), view(referrer=["t.co"]), view(device=1),
+                  view(referrer="5"), view(referrer="true"), view(referrer="[t.co]"),
+                  view(referrer='"NaN"'), view(user_id="-1"),
+                  b'{"event_id": "e-1", "session_id": "S1", "user_id": null, "article_id": "A1",'
+                  b' "referrer": NaN, "device": "mobile", "event_time": "2026-11-23T11:58:00Z"}')
+    must = "field referrer must be a JSON string"
+    assert got == [must, must, must, must, must,
+                   "field device must be a JSON string; unsupported device: 1",
+                   None, None, None, None, None, "malformed JSON: not a valid JSON object"]
+
+
 def test_the_record_key_must_be_the_event_id(spark):
     got = outcome(spark, view(), view(), keys=[b"e-1", b"other"])
     assert got == [None, "record key is not the event_id"]
