@@ -50,6 +50,8 @@ BAD = {
     "missing field": ([record(3, plaza_id=None)], "missing field plaza_id"),
     "mistyped field": ([record(4, lane="2"), record(5, vehicle_class=2.5)],
                        "must be a JSON integer"),
+    "mistyped text field": ([record(28, plate=1234), record(29, customer_id=True)],
+                            "must be a JSON string"),
     "negative amount": ([record(6, amount=-2.5)], "amount is negative"),
     "absurd amount": ([record(7, amount=25_000_000)], "amount is above the limit"),
     "unknown plaza": ([record(8, plaza_id="P99")], "unknown plaza_id: P99"),
