@@ -5,7 +5,8 @@ Usage: .venv/bin/python -m bench.validation [--records 250000] [--malformed 0.01
 Generated toll records (with the given fractions of malformed ones) are put in a cached DataFrame
 with Kafka's columns, so neither Kafka nor the disk is measured: only the parse and the checks.
 For reference it also times the parts alone (UTF-8 decode, one JSON parse, the key listing).
-Each figure is the best of three runs.
+Each figure is the best of three runs. Then it caches the validated records as the streaming job
+caches its micro-batch (uncompressed) and compressed, and prints the time and memory of each.
 """
 
 from __future__ import annotations
@@ -59,6 +60,29 @@ def best_of_three(run: Callable[[], None]) -> float:
     return min(times)
 
 
+def cached_size(spark: SparkSession, df: DataFrame, compressed: bool) -> tuple[float, int]:
+    """Seconds to cache `df` (the streaming job's micro-batch cache) and the bytes the cache
+    holds in memory, with Spark's in-memory columnar compression on or off."""
+    key = "spark.sql.inMemoryColumnarStorage.compressed"
+    before = spark.conf.get(key)
+    spark.conf.set(key, str(compressed).lower())
+    def cached_rdds() -> dict[int, int]:
+        return {info.id(): info.memSize()
+                for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
+
+    try:
+        earlier = cached_rdds()
+        cached = df.persist()
+        began = time.monotonic()
+        cached.count()
+        seconds = time.monotonic() - began
+        size = sum(size for rdd, size in cached_rdds().items() if rdd not in earlier)
+        cached.unpersist(blocking=True)
+        return seconds, size
+    finally:
+        spark.conf.set(key, before)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=250_000)
@@ -88,6 +112,12 @@ def main() -> None:
             for name, df in parts.items():
                 seconds = best_of_three(consume(df))
                 print(f"  {name:36s} {seconds:6.2f}s  {args.records / seconds:>10,.0f} records/s")
+            validated = raw.transform(validate.validate_records(toll_rules(settings.validation)))
+            for compressed in (False, True):  # the streaming job caches its batch uncompressed
+                seconds, size = cached_size(spark, validated, compressed)
+                name = "compressed" if compressed else "uncompressed (as the job)"
+                print(f"  {'cached, ' + name:36s} {seconds:6.2f}s  "
+                      f"{size / 2**20:8,.1f} MB in memory ({size / args.records:,.0f} B/record)")
             raw.unpersist()
         spark.stop()
 

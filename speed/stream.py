@@ -238,7 +238,8 @@ class StreamProcessor:
         self.in_batch = False  # True while a micro-batch is being processed
         # Each validated micro-batch is cached once and read three times; not compressing that
         # cache made a warm 500,000-event batch's validation 7.6-12.2 s instead of 11.9-17.4 s
-        # (BENCHMARKS.md, 2026-12-02). Set for the query's life only: in a session shared with
+        # (BENCHMARKS.md, 2026-12-02); it takes 400 bytes a toll event where compression would
+        # take 353 (`bench.validation`). Set for the query's life only: in a session shared with
         # other jobs (the demo, the tests) their caches stay compressed.
         self.cache_compressed = spark.conf.get(CACHE_COMPRESSED, None)
         spark.conf.set(CACHE_COMPRESSED, "false")
