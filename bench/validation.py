@@ -63,14 +63,14 @@ def best_of_three(run: Callable[[], None]) -> float:
 def cached_size(spark: SparkSession, df: DataFrame, compressed: bool) -> tuple[float, int]:
     """Seconds to cache `df` (the streaming job's micro-batch cache) and the bytes the cache
     holds in memory, with Spark's in-memory columnar compression on or off."""
-    key = "spark.sql.inMemoryColumnarStorage.compressed"
-    before = spark.conf.get(key)
-    spark.conf.set(key, str(compressed).lower())
-    def cached_rdds() -> dict[int, int]:
+    def cached_rdds() -> dict[int, int]:  # RDD id -> bytes in memory
         return {info.id(): info.memSize()
                 for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
 
+    key = "spark.sql.inMemoryColumnarStorage.compressed"
+    before = spark.conf.get(key)
     try:
+        spark.conf.set(key, str(compressed).lower())
         earlier = cached_rdds()
         cached = df.persist()
         began = time.monotonic()
