@@ -321,11 +321,7 @@ def _column_ok(rules: EventRules, column: schemas.ColumnSpec, event: Column) -> 
     if name in rules.known:
         checks.append(_is_known(value, rules.known[name]))
     ok = _all(checks)
-    if column.required:
-        return ok
-    # an optional field may be null but must be there: the key count alone would let a missing
-    # optional field and an extra one pass together
-    return F.when(value.isNull(), F.array_contains(F.col("_keys"), name)).otherwise(ok)
+    return ok if column.required else value.isNull() | ok
 
 
 def _accepted(rules: EventRules) -> Column:
@@ -341,6 +337,9 @@ def _accepted(rules: EventRules) -> Column:
         value.isNotNull(), F.length(value).between(1, rules.settings.max_message_bytes),
         F.encode(F.col("_text"), "UTF-8") == value,  # decode() replaces invalid UTF-8
         F.size(F.col("_keys")) == len(rules.columns),
+        # an optional field may be null but must be there: the key count alone would let a
+        # missing optional field and an extra one pass together
+        *[F.array_contains(F.col("_keys"), c.name) for c in rules.columns if not c.required],
         *[_column_ok(rules, c, event) for c in rules.columns],
     ]
     if rules.record_key is not None:
