@@ -25,6 +25,7 @@ from bench.common import bench_environment
 from lambdalake.generators import stream, tolls
 from lambdalake.spark import create_spark_session
 from speed import validate
+from speed.stream import CACHE_COMPRESSED
 from speed.tolls.validate import toll_rules
 
 KAFKA_SCHEMA = T.StructType([
@@ -67,10 +68,9 @@ def cached_size(spark: SparkSession, df: DataFrame, compressed: bool) -> tuple[f
         return {info.id(): info.memSize()
                 for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
 
-    key = "spark.sql.inMemoryColumnarStorage.compressed"
-    before = spark.conf.get(key)
+    before = spark.conf.get(CACHE_COMPRESSED)
     try:
-        spark.conf.set(key, str(compressed).lower())
+        spark.conf.set(CACHE_COMPRESSED, str(compressed).lower())
         earlier = cached_rdds()
         cached = df.persist()
         began = time.monotonic()
@@ -80,7 +80,7 @@ def cached_size(spark: SparkSession, df: DataFrame, compressed: bool) -> tuple[f
         cached.unpersist(blocking=True)
         return seconds, size
     finally:
-        spark.conf.set(key, before)
+        spark.conf.set(CACHE_COMPRESSED, before)
 
 
 def main() -> None:
@@ -97,13 +97,13 @@ def main() -> None:
         for fraction in args.malformed:
             raw = kafka_frame(spark, args.records, fraction)
             text = F.decode("value", "UTF-8")
+            validated = raw.transform(validate.validate_records(toll_rules(settings.validation)))
             parts = {
                 "UTF-8 decode": raw.select(text),
                 "one from_json (spec's types)": raw.select(F.from_json(
                     text, validate._typed_schema(toll_rules(settings.validation)))),
                 "json_object_keys": raw.select(F.json_object_keys(text)),
-                "validate_records (all of it)": raw.transform(
-                    validate.validate_records(toll_rules(settings.validation))),
+                "validate_records (all of it)": validated,
                 "  the same, with a plazas table": raw.transform(
                     validate.validate_records(toll_rules(settings.validation,
                                                          frozenset(tolls.PLAZAS)))),
@@ -112,7 +112,6 @@ def main() -> None:
             for name, df in parts.items():
                 seconds = best_of_three(consume(df))
                 print(f"  {name:36s} {seconds:6.2f}s  {args.records / seconds:>10,.0f} records/s")
-            validated = raw.transform(validate.validate_records(toll_rules(settings.validation)))
             for compressed in (False, True):  # the streaming job caches its batch uncompressed
                 seconds, size = cached_size(spark, validated, compressed)
                 name = "compressed" if compressed else "uncompressed (as the job)"
