@@ -160,6 +160,25 @@ def test_acceptance_is_exactly_no_reason_found(spark):
     assert sum(r is None for r in got) > 150
 
 
+def test_field_names_must_be_written_without_escapes(spark):
+    # the checks that tell a JSON string from a number find a field by its name's text, so a
+    # name written with escapes (valid JSON) is rejected for that alone, whatever its value
+    escaped = {"lane": b'"l\\u0061ne"', "plate": b'"pl\\u0061te"'}
+    got = reasons(spark,
+                  payload().replace(b'"lane": 3', escaped["lane"] + b': "3"'),
+                  payload().replace(b'"lane"', escaped["lane"]),
+                  payload(plate="1234").replace(b'"plate"', escaped["plate"]),
+                  payload().replace(b'"plate"', escaped["plate"]).replace(b'"lane"',
+                                                                          escaped["lane"]),
+                  # escapes in values, and a value that reads like a key, are fine
+                  payload(plate="AB\\u0043"), payload().replace(b'"ABC123"', b'"AB\\u0043123"'),
+                  payload(plate='x"lane": "3'), payload(plate="ABC123\n"))
+    assert got[:4] == ["field name(s) written with escapes: lane"] * 2 + [
+        "field name(s) written with escapes: plate",
+        "field name(s) written with escapes: plate, lane"]
+    assert got[4:] == [None] * 4
+
+
 def test_the_record_key_must_be_the_transaction_id(spark):
     got = reasons(spark, payload(), payload(), payload(), keys=[b"t-1", None, b"t-2"])
     assert got == [None, "record key is null (it must be the transaction_id)",
