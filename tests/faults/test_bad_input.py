@@ -77,6 +77,8 @@ BAD = {
                      "lane must be a JSON integer|amount is not a decimal|amount is above"),
     "very long strings": ([record(26, customer_id="C" * 5_000),
                            record(27, transaction_id="T" * 1_000)], "is too long"),
+    "escaped field name": ([raw(30, record(30)[1].replace(b'"lane"', b'"l\\u0061ne"'))],
+                           "field name(s) written with escapes: lane"),
 }
 
 
