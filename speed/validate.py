@@ -122,20 +122,21 @@ def _utf8_text() -> Column:
     return F.decode(F.col("value"), "UTF-8")
 
 
-def _written_plainly(name: str) -> Column:
-    """Whether field `name`'s key is written as plain text in the record's text (`"name":`), not
-    with escapes (`"n\\u0061me":`). In a valid JSON object that text is only ever a key: a quote
-    inside a string is escaped."""
-    return F.col("_text").rlike(f'"{re.escape(name)}"\\s*:')
+def _plain_name(name: str) -> str:
+    """The pattern of field `name`'s key written as plain text (`"name":`), not with escapes
+    (`"n\\u0061me":`). In a valid JSON object that text is only ever a key: a quote inside a
+    string is escaped."""
+    return f'"{re.escape(name)}"\\s*:'
 
 
 def _escaped_names_reason(rules: EventRules) -> Column:
     """Why a record whose field names are written with escapes is rejected, or null. Such a
     record is rejected for that alone: the checks that tell a JSON string from a number find a
     field by its key's text, so they cannot judge its fields."""
+    text, keys = F.col("_text"), F.col("_keys")
     escaped = F.array_compact(F.array(*[
-        F.when(F.array_contains(F.col("_keys"), c.name) & ~_written_plainly(c.name),
-               F.lit(c.name)) for c in rules.columns]))
+        F.when(F.array_contains(keys, c.name) & ~text.rlike(_plain_name(c.name)), F.lit(c.name))
+        for c in rules.columns]))
     return F.when(F.size(escaped) > 0, F.concat(
         F.lit("field name(s) written with escapes: "), F.array_join(escaped, ", ")))
 
@@ -363,7 +364,7 @@ def _accepted(rules: EventRules) -> Column:
         # with one per name the whole validation took twice as long, though no record had a
         # backslash (bench.validation, 500,000 records: 4.5 s against 2.1-2.5 s)
         ~F.col("_text").contains("\\") | F.col("_text").rlike("(?s)^" + "".join(
-            f'(?=.*"{re.escape(c.name)}"\\s*:)' for c in rules.columns)),
+            f"(?=.*{_plain_name(c.name)})" for c in rules.columns)),
         *[_column_ok(rules, c, event) for c in rules.columns],
     ]
     if rules.record_key is not None:
