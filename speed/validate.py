@@ -144,7 +144,7 @@ def _escaped_names_reason(rules: EventRules) -> Column:
 def _is_quoted(name: str) -> Column:
     """Whether field `name`'s value in the record's text is a JSON string (its key, a colon and
     a quote; a field appears once in a record that is not rejected for a repeated key)."""
-    return F.col("_text").rlike(f'"{name}"\\s*:\\s*"')
+    return F.col("_text").rlike(_plain_name(name) + '\\s*"')
 
 
 def _is_json_integer(raw: Column, name: str) -> Column:
