@@ -66,9 +66,10 @@ def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tolls.Toll
 
 
 def produce_paced(bootstrap_servers: str, topic: str, options: tolls.TollsOptions, rate: float,
-                  out: str) -> None:
+                  out: str | None) -> None:
     """Child process: send the records at `rate`/s with confluent-kafka, then write one
-    `transaction_id<TAB>wall-clock send time` line per accepted event to `out`, in send order."""
+    `transaction_id<TAB>wall-clock send time` line per accepted event to `out` (if given), in
+    send order."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all",
@@ -84,4 +85,5 @@ def produce_paced(bootstrap_servers: str, topic: str, options: tolls.TollsOption
         if record.kind == "event":
             sent.append((record.event["transaction_id"], time.time()))
     producer.flush()
-    Path(out).write_text("".join(f"{tx}\t{at!r}\n" for tx, at in sent))
+    if out:
+        Path(out).write_text("".join(f"{tx}\t{at!r}\n" for tx, at in sent))

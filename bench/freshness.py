@@ -2,16 +2,19 @@
 
 Usage: .venv/bin/python -m bench.freshness [--rate 5000] [--seconds 60]
 
-After a warm-up (3 x 5,000 events, each waited for), a producer in a separate process (the
-librdkafka client confluent-kafka, so that neither the Python client nor the driver's GIL limits the
-send rate; `pip install -e '.[bench]'`) sends toll events at `--rate`/s and notes when each was
-sent; the streaming job runs continuously in this process; a poller queries the merged view
-`tolls_plaza_revenue_30m` through a long-lived serving layer every 0.25 s (opened before the
-producer starts, as an analyst's is: its first open of the lake's tables is not the job's cost). An
-event counts as visible at the first poll whose merged vehicle count covers it (events land in
-produce order per partition, so the count says how many of the earliest events are in). A consumer
-of the alerts topic notes when each alert arrives; its latency runs from the send of its crossing
-transaction. Prints p50/p90/p99 of both.
+A producer in a separate process (the librdkafka client confluent-kafka, so that neither the
+Python client nor the driver's GIL limits the send rate; `pip install -e '.[bench]'`) sends toll
+events at `--rate`/s and notes when each was sent; the streaming job runs continuously in this
+process. First a warm-up: the same producer for `--warm-up` seconds, its events in an earlier
+month (the same customers cross their thresholds there, so the alert path runs, while the measured
+month's alerts stay the same), waited for until landed: a months-long job and its broker are
+measured warm, not while their JVMs compile the produce and micro-batch paths. Then a poller
+queries the merged view `tolls_plaza_revenue_30m` through a long-lived serving layer every 0.25 s
+(opened before the producer starts, as an analyst's is: its first open of the lake's tables is not
+the job's cost). An event counts as visible at the first poll whose merged vehicle count covers it
+(events land in produce order per partition, so the count says how many of the earliest events are
+in). A consumer of the alerts topic notes when each alert arrives; its latency runs from the send
+of its crossing transaction. Prints p50/p90/p99 of both.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka import KafkaConsumer
+from pyspark.sql.streaming import StreamingQuery
 
 from bench.common import bench_environment, produce_paced
 from lambdalake import customers, topics
+from lambdalake.config import Settings
 from lambdalake.generators import tolls
 from lambdalake.spark import create_spark_session
 from serving.engine import Serving
@@ -44,11 +50,32 @@ def percentiles(values: list[float]) -> str:
             f"(n={len(values)})")
 
 
+def paced(settings: Settings, options: tolls.TollsOptions, rate: float,
+          sent_file: Path | None = None) -> multiprocessing.Process:
+    """Start the paced producer's process (it writes the send times to `sent_file`, if given)."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=produce_paced, args=(settings.kafka.bootstrap_servers,
+                                    settings.topics.tolls_events, options, rate,
+                                    str(sent_file) if sent_file else None))
+    process.start()
+    return process
+
+
+def wait_for(query: StreamingQuery, done: Callable[[], bool]) -> None:
+    """Wait until `done()`; stop the benchmark if the streaming job stops first."""
+    while not done():
+        if not query.isActive:
+            raise SystemExit(f"freshness: the streaming job stopped: {query.exception()}")
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--warm-up", type=float, default=10,
+                        help="seconds of events sent at the rate before the measured ones")
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
     with bench_environment() as settings:
@@ -59,18 +86,17 @@ def main() -> None:
         totals = tolls_stream.StreamTotals()
         query, processor = tolls_stream.start_query(spark, settings, until_idle=False,
                                                    totals=totals)
-        # warm up: a months-long job is measured in its steady state, not while its JVM warms
-        warm_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
-        for wave in range(3):
-            tolls.produce(settings, tolls.toll_records(tolls.TollsOptions(
-                count=5000, seed=100 + wave, start=warm_start, customers=args.customers)),
-                progress=False)
-            landed = totals.landed
-            while totals.landed < landed + 5000:
-                time.sleep(0.2)
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
+        warm_count = int(args.rate * args.warm_up)
+        wait_for(query, lambda: totals.batches > 0)  # the first micro-batch loads the state
+        if warm_count:  # in the month before the measured one: its alerts are not measured
+            earlier_month = start.replace(day=1) - dt.timedelta(days=20)
+            paced(settings, tolls.TollsOptions(count=warm_count, seed=100, start=earlier_month,
+                                               span=dt.timedelta(hours=2),
+                                               customers=args.customers), args.rate).join()
+            wait_for(query, lambda: totals.landed >= warm_count)
         warm = totals.landed
 
-        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
         options = tolls.TollsOptions(count=count, seed=7, start=start,
                                      span=dt.timedelta(minutes=30), customers=args.customers)
         alerts_at: dict[str, float] = {}
@@ -90,11 +116,7 @@ def main() -> None:
         serving = Serving(settings)  # long-lived, opened before the measured sends
         serving.refresh()
         sent_file = Path(tempfile.mkdtemp(prefix="lambdalake-freshness-")) / "sent.tsv"
-        producer = multiprocessing.get_context("spawn").Process(
-            target=produce_paced, args=(settings.kafka.bootstrap_servers,
-                                        settings.topics.tolls_events, options, args.rate,
-                                        str(sent_file)))
-        producer.start()
+        producer = paced(settings, options, args.rate, sent_file)
         visible_at: list[float] = []
         deadline = time.monotonic() + args.seconds + 120
         while len(visible_at) < count and time.monotonic() < deadline:
