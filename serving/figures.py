@@ -40,20 +40,72 @@ def _panel(report: pd.DataFrame, title: str,
     return figure, axis
 
 
-def plaza_revenue(report: pd.DataFrame, top: int = 6) -> Figure:
-    """Revenue per 30 minutes of the `top` plazas by revenue, one line each."""
-    figure, axis = _panel(report, f"Revenue per 30 minutes, top {top} plazas")
+def _lines(report: pd.DataFrame, title: str, key: str, at: str, value: str, top: int,
+           xlabel: str, ylabel: str) -> Figure:
+    """One line of `value` over `at` per `key`, for the `top` keys by total `value` (0 where a
+    key has no row at a time another has)."""
+    figure, axis = _panel(report, title)
     if axis is None:
         return figure
-    leaders = report.groupby("plaza_id")["revenue"].sum().nlargest(top).index
-    wide = (report[report["plaza_id"].isin(leaders)]
-            .pivot_table(index="bucket_start", columns="plaza_id", values="revenue",
-                         aggfunc="sum").astype(float))
-    for plaza in wide.columns:
-        axis.plot(wide.index, wide[plaza], marker=".", label=plaza)
-    axis.set(xlabel="30-minute bucket (UTC)", ylabel="revenue (USD)")
+    leaders = report.groupby(key)[value].sum().nlargest(top).index
+    wide = (report[report[key].isin(leaders)]
+            .pivot_table(index=at, columns=key, values=value, aggfunc="sum")
+            .fillna(0).astype(float))
+    for name in wide.columns:
+        axis.plot(wide.index, wide[name], marker=".", label=name)
+    axis.set(xlabel=xlabel, ylabel=ylabel)
     axis.legend(ncols=2, fontsize="small")
     figure.autofmt_xdate()
+    return figure
+
+
+def plaza_revenue(report: pd.DataFrame, top: int = 6) -> Figure:
+    """Revenue per 30 minutes of the `top` plazas by revenue, one line each."""
+    return _lines(report, f"Revenue per 30 minutes, top {top} plazas", "plaza_id",
+                  "bucket_start", "revenue", top, "30-minute bucket (UTC)", "revenue (USD)")
+
+
+def _ranked_bars(axis, report: pd.DataFrame) -> None:  # noqa: ANN001 (a matplotlib Axes)
+    """Horizontal bars of the articles' views, the first ranked on top, each labelled with its
+    distinct sessions."""
+    ordered = report.iloc[::-1]
+    bars = axis.barh(ordered["article_id"].astype(str), ordered["view_count"],
+                     color="tab:purple")
+    axis.bar_label(bars, labels=[f"{n} sessions" for n in ordered["session_count"]],
+                   fontsize="small", padding=3)
+    axis.set(xlabel="page views")
+    axis.margins(x=0.15)
+
+
+def trending_articles(report: pd.DataFrame) -> Figure:
+    """Horizontal bars: the trending articles' views over the last 10 minutes, with their
+    distinct sessions."""
+    figure, axis = _panel(report, "Trending articles, the last 10 minutes",
+                          (10, max(2.5, 0.4 * len(report) + 1)))
+    if axis is None:
+        return figure
+    start, end = report["window_start"].iloc[0], report["window_end"].iloc[0]
+    axis.set_title(f"{axis.get_title()} ({start:%H:%M}-{end:%H:%M} UTC)")
+    _ranked_bars(axis, report)
+    return figure
+
+
+def article_minutes(report: pd.DataFrame, top: int = 6) -> Figure:
+    """Page views per minute of the `top` articles by views, one line each."""
+    return _lines(report, f"Page views per minute, top {top} articles", "article_id",
+                  "view_minute", "view_count", top, "minute (UTC)", "page views")
+
+
+def daily_popularity(report: pd.DataFrame) -> Figure:
+    """Horizontal bars: the most viewed articles of the latest day in the report."""
+    latest = report[report["view_date"] == report["view_date"].max()] if not report.empty \
+        else report
+    figure, axis = _panel(latest, "Most viewed articles of the day",
+                          (10, max(2.5, 0.4 * len(latest) + 1)))
+    if axis is None:
+        return figure
+    axis.set_title(f"{axis.get_title()} ({latest['view_date'].iloc[0]:%Y-%m-%d}, UTC)")
+    _ranked_bars(axis, latest)
     return figure
 
 
@@ -97,10 +149,13 @@ def quarantine_reasons(report: pd.DataFrame) -> Figure:
     return figure
 
 
-def pipeline_health(batches: pd.DataFrame, freshness: pd.DataFrame) -> Figure:
+def pipeline_health(batches: pd.DataFrame, freshness: pd.DataFrame | None = None) -> Figure:
     """Three panels: records and duration of each micro-batch; how long events waited in
-    Kafka per micro-batch; how old each report's batch and speed parts are."""
-    figure, (records, waits, ages) = _figure((14, 4), columns=3)
+    Kafka per micro-batch; how old each report's batch and speed parts are (the first two
+    alone without `freshness`)."""
+    figure, panels = _figure((14, 4) if freshness is not None else (10, 4),
+                             columns=3 if freshness is not None else 2)
+    records, waits = panels[:2]
     if batches.empty:
         _empty(records, "Records per micro-batch")
         _empty(waits, "Time in Kafka before landing")
@@ -122,6 +177,9 @@ def pipeline_health(batches: pd.DataFrame, freshness: pd.DataFrame) -> Figure:
         waits.legend(fontsize="small")
         for axis in (records, waits):
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if freshness is None:
+        return figure
+    ages = panels[2]
     if freshness.empty:
         _empty(ages, "Age of each report's parts")
     else:

@@ -2,8 +2,8 @@
 
 The notebooks (`notebooks/*.ipynb`) call these and plot the result with `serving.figures`; they
 hold no SQL of their own, so a query is written, tested and reused once (the demo prints some of
-the same reports). Tolls reports read the merged views (batch + speed) and the raw layers;
-clinical ones read the OMOP CDM tables (`omop.*`). Money comes as floats, for plotting.
+the same reports). Tolls and clicks reports read the merged views (batch + speed) and the raw
+layers; clinical ones read the OMOP CDM tables (`omop.*`). Money comes as floats, for plotting.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from lambdalake.domains import DOMAINS, Domain
 from serving.engine import Serving
 
 # The kind of a record's first quarantine reason: `unknown plaza_id: P99; ...` ->
@@ -74,28 +75,40 @@ def alerts_over_time(serving: Serving) -> pd.DataFrame:
                            "from speed.tolls_alerts group by 1 order by 1")
 
 
-def quarantine_reasons(serving: Serving) -> pd.DataFrame:
-    """Quarantined records per kind of their first reason (duplicates included): reason,
-    records."""
+def _domain(name: str) -> Domain:
+    """The domain called `name` (tolls, clicks), or a ValueError that lists them."""
+    for domain in DOMAINS:
+        if domain.name == name:
+            return domain
+    raise ValueError(f"unknown domain {name!r}: one of "
+                     f"{', '.join(d.name for d in DOMAINS)}")
+
+
+def quarantine_reasons(serving: Serving, domain: str = "tolls") -> pd.DataFrame:
+    """Quarantined records of a domain (tolls, clicks) per kind of their first reason
+    (duplicates included): reason, records."""
     return _frame(serving, f"select {_REASON_KIND} as reason, count(*) as records "
-                           "from quarantine.tolls_quarantine group by 1 order by 2 desc, 1")
+                           f"from quarantine.{_domain(domain).quarantine} "
+                           "group by 1 order by 2 desc, 1")
 
 
-def micro_batches(serving: Serving) -> pd.DataFrame:
-    """One row per micro-batch of the streaming job: where its records went, when it began,
-    how long it took (`processing_seconds`: until its speed rows were ready to commit; null for
-    micro-batches of a job older than the column), the seconds since the one before began, and
-    how long its events had waited in Kafka (p50 and max of ingested_at - Kafka timestamp)."""
-    return _frame(serving, """
+def micro_batches(serving: Serving, domain: str = "tolls") -> pd.DataFrame:
+    """One row per micro-batch of a domain's streaming job (tolls, clicks): where its records
+    went, when it began, how long it took (`processing_seconds`: until its speed rows were
+    ready to commit; null for micro-batches of a job older than the column), the seconds since
+    the one before began, and how long its events had waited in Kafka (p50 and max of
+    ingested_at - Kafka timestamp)."""
+    names = _domain(domain)
+    return _frame(serving, f"""
         with progress as (
             select ingest_batch_id, processed_at, processing_seconds, read_count,
                    landed_count, quarantined_count, duplicate_count, landing_version
-            from speed.tolls_stream_progress
+            from speed.{names.progress}
         ),
         waits as (
             select ingest_batch_id,
                    epoch(ingested_at) - epoch(kafka_timestamp) as wait_seconds
-            from landing.tolls_landing
+            from landing.{names.landing}
         ),
         delays as (
             select ingest_batch_id, quantile_cont(wait_seconds, 0.5) as kafka_wait_p50_seconds,
@@ -112,6 +125,64 @@ def micro_batches(serving: Serving) -> pd.DataFrame:
             left join delays using (ingest_batch_id)
         )
         select * from final order by ingest_batch_id
+    """)
+
+
+def trending_articles(serving: Serving, limit: int = 10) -> pd.DataFrame:
+    """The `limit` trending articles (merged view `clicks_trending_10m`: the current minute and
+    the nine before it, by event time): trending_rank, article_id, view_count, session_count,
+    window_start, window_end."""
+    return _frame(serving, f"select * from clicks_trending_10m "
+                           f"where trending_rank <= {int(limit)} order by trending_rank")
+
+
+def article_minutes(serving: Serving, top: int = 6, hours: int = 2) -> pd.DataFrame:
+    """Views and sessions per minute of the `top` articles by views over the last `hours` hours
+    of views (up to the latest minute viewed; merged view `clicks_article_minute`):
+    article_id, view_minute, view_count, session_count."""
+    return _frame(serving, f"""
+        with minutes as (
+            select article_id, view_minute, view_count, session_count
+            from clicks_article_minute
+        ),
+        recent as (
+            select *
+            from minutes
+            where view_minute > (select max(view_minute) from minutes)
+                                - interval {int(hours)} hours
+        ),
+        leaders as (
+            select article_id
+            from recent
+            group by article_id
+            order by sum(view_count) desc, article_id
+            limit {int(top)}
+        ),
+        final as (
+            select recent.*
+            from recent
+            join leaders using (article_id)
+        )
+        select * from final order by view_minute, article_id
+    """)
+
+
+def daily_popularity(serving: Serving, limit: int = 10, days: int = 7) -> pd.DataFrame:
+    """The `limit` most viewed articles of each of the last `days` days with views (merged view
+    `clicks_article_daily`, days in UTC): view_date, popularity_rank, article_id, view_count,
+    session_count."""
+    return _frame(serving, f"""
+        with daily as (
+            select view_date, popularity_rank, article_id, view_count, session_count
+            from clicks_article_daily
+        ),
+        final as (
+            select *
+            from daily
+            where popularity_rank <= {int(limit)}
+              and view_date > (select max(view_date) from daily) - {int(days)}
+        )
+        select * from final order by view_date, popularity_rank
     """)
 
 
