@@ -129,6 +129,12 @@ def _plain_name(name: str) -> str:
     return f'"{re.escape(name)}"\\s*:'
 
 
+def _plain_names(rules: EventRules) -> str:
+    """The pattern of any of the spec's field names written as plain text (`"name":`), the name
+    its group 1."""
+    return '"(' + "|".join(re.escape(c.name) for c in rules.columns) + ')"\\s*:'
+
+
 def _escaped_names_reason(rules: EventRules) -> Column:
     """Why a record whose field names are written with escapes is rejected, or null. Such a
     record is rejected for that alone: the checks that tell a JSON string from a number find a
@@ -359,12 +365,13 @@ def _accepted(rules: EventRules) -> Column:
         # an optional field may be null but must be there: the key count alone would let a
         # missing optional field and an extra one pass together
         *[F.array_contains(F.col("_keys"), c.name) for c in rules.columns if not c.required],
-        # field names written plainly, so the JSON-string checks can find them (a backslash
-        # is rare in a record, and an escaped name needs one). One pattern for all the names:
-        # with one per name the whole validation took twice as long, though no record had a
-        # backslash (bench.validation, 500,000 records: 4.5 s against 2.1-2.5 s)
-        ~F.col("_text").contains("\\") | F.col("_text").rlike("(?s)^" + "".join(
-            f"(?=.*{_plain_name(c.name)})" for c in rules.columns)),
+        # field names written plainly, so the JSON-string checks can find them (an escaped
+        # name needs a backslash, and most records have none): one scan for every plain name.
+        # Kept small on purpose: with a check per name the whole validation took twice as
+        # long, though no record had a backslash, because Spark's generated code then grew
+        # past the 8,000 bytes of a method HotSpot compiles (BENCHMARKS.md, session 28)
+        ~F.col("_text").contains("\\") | (F.size(F.array_distinct(F.regexp_extract_all(
+            F.col("_text"), F.lit(_plain_names(rules)), 1))) == len(rules.columns)),
         *[_column_ok(rules, c, event) for c in rules.columns],
     ]
     if rules.record_key is not None:
