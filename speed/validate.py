@@ -122,17 +122,22 @@ def _utf8_text() -> Column:
     return F.decode(F.col("value"), "UTF-8")
 
 
+def _key(pattern: str) -> str:
+    """The pattern of a key whose text matches `pattern`, written as plain text (`"name":`), not
+    with escapes (`"n\\u0061me":`). In a valid JSON object that text is only ever a key: a quote
+    inside a string is escaped."""
+    return f'"{pattern}"\\s*:'
+
+
 def _plain_name(name: str) -> str:
-    """The pattern of field `name`'s key written as plain text (`"name":`), not with escapes
-    (`"n\\u0061me":`). In a valid JSON object that text is only ever a key: a quote inside a
-    string is escaped."""
-    return f'"{re.escape(name)}"\\s*:'
+    """The pattern of field `name`'s key written as plain text (see `_key`)."""
+    return _key(re.escape(name))
 
 
 def _plain_names(rules: EventRules) -> str:
-    """The pattern of any of the spec's field names written as plain text (`"name":`), the name
+    """The pattern of any of the spec's field names written as plain text (see `_key`), the name
     its group 1."""
-    return '"(' + "|".join(re.escape(c.name) for c in rules.columns) + ')"\\s*:'
+    return _key("(" + "|".join(re.escape(c.name) for c in rules.columns) + ")")
 
 
 def _escaped_names_reason(rules: EventRules) -> Column:
