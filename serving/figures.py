@@ -65,9 +65,12 @@ def plaza_revenue(report: pd.DataFrame, top: int = 6) -> Figure:
                   "bucket_start", "revenue", top, "30-minute bucket (UTC)", "revenue (USD)")
 
 
-def _ranked_bars(axis, report: pd.DataFrame) -> None:  # noqa: ANN001 (a matplotlib Axes)
+def _ranked_bars(report: pd.DataFrame, title: str) -> Figure:
     """Horizontal bars of the articles' views, the first ranked on top, each labelled with its
     distinct sessions."""
+    figure, axis = _panel(report, title, (10, max(2.5, 0.4 * len(report) + 1)))
+    if axis is None:
+        return figure
     ordered = report.iloc[::-1]
     bars = axis.barh(ordered["article_id"].astype(str), ordered["view_count"],
                      color="tab:purple")
@@ -75,19 +78,17 @@ def _ranked_bars(axis, report: pd.DataFrame) -> None:  # noqa: ANN001 (a matplot
                    fontsize="small", padding=3)
     axis.set(xlabel="page views")
     axis.margins(x=0.15)
+    return figure
 
 
 def trending_articles(report: pd.DataFrame) -> Figure:
     """Horizontal bars: the trending articles' views over the last 10 minutes, with their
     distinct sessions."""
-    figure, axis = _panel(report, "Trending articles, the last 10 minutes",
-                          (10, max(2.5, 0.4 * len(report) + 1)))
-    if axis is None:
-        return figure
-    start, end = report["window_start"].iloc[0], report["window_end"].iloc[0]
-    axis.set_title(f"{axis.get_title()} ({start:%H:%M}-{end:%H:%M} UTC)")
-    _ranked_bars(axis, report)
-    return figure
+    title = "Trending articles, the last 10 minutes"
+    if not report.empty:
+        start, end = report["window_start"].iloc[0], report["window_end"].iloc[0]
+        title += f" ({start:%H:%M}-{end:%H:%M} UTC)"
+    return _ranked_bars(report, title)
 
 
 def article_minutes(report: pd.DataFrame, top: int = 6) -> Figure:
@@ -98,15 +99,11 @@ def article_minutes(report: pd.DataFrame, top: int = 6) -> Figure:
 
 def daily_popularity(report: pd.DataFrame) -> Figure:
     """Horizontal bars: the most viewed articles of the latest day in the report."""
-    latest = report[report["view_date"] == report["view_date"].max()] if not report.empty \
-        else report
-    figure, axis = _panel(latest, "Most viewed articles of the day",
-                          (10, max(2.5, 0.4 * len(latest) + 1)))
-    if axis is None:
-        return figure
-    axis.set_title(f"{axis.get_title()} ({latest['view_date'].iloc[0]:%Y-%m-%d}, UTC)")
-    _ranked_bars(axis, latest)
-    return figure
+    latest = report[report["view_date"] == report["view_date"].max()]
+    title = "Most viewed articles of the day"
+    if not latest.empty:
+        title += f" ({latest['view_date'].iloc[0]:%Y-%m-%d}, UTC)"
+    return _ranked_bars(latest, title)
 
 
 def spend_against_threshold(report: pd.DataFrame) -> Figure:
