@@ -6,7 +6,8 @@ The chosen points (`lambdalake.faults`) are the ones a random kill rarely hits: 
 creation of a table (before its first commit), between the commits of one micro-batch, after
 the alerts are stored but before they are sent, after every write of a micro-batch but before
 Spark records it, and in a batch run between its view overwrites and its publication. Every
-job is a separate `lambdalake` process, as an operator runs it.
+job is a separate `lambdalake` process, as an operator runs it. The clickstream's jobs (the
+same streaming code, no alerts; their own batch job) are killed at the points they share.
 """
 
 from __future__ import annotations
@@ -19,18 +20,27 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from batch import tolls_reports
-from lambdalake import broker, customers, lake
+from batch import tolls_reports, views_job
+from batch.clicks_reports import CLICKS_REPORTS
+from lambdalake import broker, customers, domains, lake
 from lambdalake.config import Settings
-from lambdalake.generators import stream, tolls
-from lambdalake.groundtruth import TOLLS_REPORT_SQL, differences, expected_reports
+from lambdalake.domains import Domain
+from lambdalake.generators import clicks, stream, tolls
+from lambdalake.groundtruth import (
+    CLICKS_REPORT_SQL,
+    TOLLS_REPORT_SQL,
+    differences,
+    expected_reports,
+)
 from serving.engine import Serving
-from speed import tolls_stream
+from speed import clicks_stream, tolls_stream
+from speed import stream as stream_job
 from speed.union_rows import member_rows
 from tests.integration.test_cli_processes import cli_env
 from tests.integration.test_replay import alert_keys
@@ -71,11 +81,32 @@ class Job:
                         + self.output()[-3000:])
 
 
+def toll_records(rng: random.Random, now: dt.datetime) -> Iterable[stream.Record]:
+    """A wave of toll records of the last two hours, faults included."""
+    return tolls.toll_records(tolls.TollsOptions(
+        count=PER_WAVE, seed=rng.randrange(1 << 30), start=now - dt.timedelta(hours=2),
+        customers=CUSTOMERS, faults=stream.Faults(
+            late_fraction=0.05, out_of_order_fraction=0.05, duplicate_fraction=0.02,
+            malformed_fraction=0.01)))
+
+
+def click_records(rng: random.Random, now: dt.datetime) -> Iterable[stream.Record]:
+    """A wave of page views of the last hour, faults included (late up to two days)."""
+    return clicks.click_records(clicks.ClicksOptions(
+        count=PER_WAVE, seed=rng.randrange(1 << 30), articles=60, sessions=400,
+        start=now - dt.timedelta(hours=1), span=dt.timedelta(hours=1), faults=stream.Faults(
+            late_fraction=0.05, max_lateness=dt.timedelta(days=2), out_of_order_fraction=0.05,
+            duplicate_fraction=0.03, malformed_fraction=0.02)))
+
+
 class Chaos:
     """The faulty run: its settings, the jobs' environment and what was produced."""
 
-    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+    def __init__(self, settings: Settings, tmp_path: Path, domain: Domain = domains.TOLLS,
+                 records: Callable[[random.Random, dt.datetime], Iterable[stream.Record]]
+                 = toll_records) -> None:
         self.settings, self.tmp_path = settings, tmp_path
+        self.domain, self.records = domain, records
         self.env = cli_env(settings, LAMBDALAKE_TOPICS_TOLLS_ALERTS=settings.topics.tolls_alerts,
                            LAMBDALAKE_KAFKA_MAX_OFFSETS_PER_TRIGGER="1000",
                            LAMBDALAKE_KAFKA_OUTAGE_TIMEOUT_S="120",
@@ -88,12 +119,8 @@ class Chaos:
     def wave(self) -> None:
         """Produce one wave of records: late, out-of-order, duplicate and malformed ones too."""
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        options = tolls.TollsOptions(count=PER_WAVE, seed=self.rng.randrange(1 << 30),
-                                     start=now - dt.timedelta(hours=2), customers=CUSTOMERS,
-                                     faults=stream.Faults(
-                                         late_fraction=0.05, out_of_order_fraction=0.05,
-                                         duplicate_fraction=0.02, malformed_fraction=0.01))
-        report = tolls.produce(self.settings, tolls.toll_records(options), progress=False)
+        report = stream.produce(self.settings, self.records(self.rng, now),
+                                self.domain.topic(self.settings), progress=False)
         self.accepted += report.events
         self.sent += report.sent
 
@@ -117,41 +144,43 @@ def rows(df) -> Counter:
                    for r in df.collect())
 
 
-def lake_contents(spark, settings: Settings) -> dict[str, object]:
-    """What a run left in the lake and on the alerts topic, free of what legitimately differs
-    between runs (ingest times, micro-batch ids and boundaries)."""
-    landing = lake.read_table(spark, settings, "tolls_landing").drop(
+def lake_contents(spark, settings: Settings, domain: Domain = domains.TOLLS
+                  ) -> dict[str, object]:
+    """What a run left in the domain's tables (and, for tolls, the alerts table and topic),
+    free of what legitimately differs between runs (ingest times, micro-batch ids and
+    boundaries)."""
+    landing = lake.read_table(spark, settings, domain.landing).drop(
         "ingested_at", "ingest_batch_id", "ingest_date")
     # a duplicate's reason says whether its first copy was in the same micro-batch or an
     # earlier one, which depends on where the micro-batches were cut
-    reason = F.regexp_replace("reason", r"^(duplicate: transaction_id \S+) .*$", "$1")
-    quarantine = lake.read_table(spark, settings, "tolls_quarantine").select(
+    reason = F.regexp_replace("reason", r"^(duplicate: \S+ \S+) .*$", "$1")
+    quarantine = lake.read_table(spark, settings, domain.quarantine).select(
         "kafka_partition", "kafka_offset", "raw_key", "raw_value", reason.alias("reason"))
-    progress = (lake.read_table(spark, settings, "tolls_speed_rows")
-                .transform(member_rows("tolls_stream_progress"))
+    progress = (lake.read_table(spark, settings, domain.speed_rows)
+                .transform(member_rows(domain.progress))
                 .agg(*[F.sum(c).alias(c) for c in ("read_count", "landed_count",
                                                     "quarantined_count", "duplicate_count")]))
-    alerts = lake.read_table(spark, settings, "tolls_alerts").select("alert_id")
-    return {
-        "landing": rows(landing),
-        "quarantine": rows(quarantine),
-        "progress": progress.first().asDict(),
-        "alerts table": sorted(r[0] for r in alerts.collect()),
-        "alerts topic": [key.decode() for key in alert_keys(settings)],
-    }
+    contents = {"landing": rows(landing), "quarantine": rows(quarantine),
+                "progress": progress.first().asDict()}
+    if domain is domains.TOLLS:
+        alerts = lake.read_table(spark, settings, "tolls_alerts").select("alert_id")
+        contents["alerts table"] = sorted(r[0] for r in alerts.collect())
+        contents["alerts topic"] = [key.decode() for key in alert_keys(settings)]
+    return contents
 
 
-def merged_views(settings: Settings) -> dict[str, set[tuple]]:
+def merged_views(settings: Settings, report_sql: dict[str, str] = TOLLS_REPORT_SQL
+                 ) -> dict[str, set[tuple]]:
     serving = Serving(settings)
     try:
         return {view: set(serving.con.execute(f"select * from {view}").fetchall())
-                for view in TOLLS_REPORT_SQL}
+                for view in report_sql}
     finally:
         serving.close()
 
 
-def landed_count(spark, settings: Settings) -> int:
-    return lake.read_table(spark, settings, "tolls_landing").count()
+def landed_count(spark, settings: Settings, domain: Domain = domains.TOLLS) -> int:
+    return lake.read_table(spark, settings, domain.landing).count()
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -237,3 +266,49 @@ def test_kills_at_any_moment_and_a_broker_restart_change_nothing(own_broker, spa
     truth = expected_reports(chaos.accepted)
     assert differences(truth, merged_views(settings)) == []
     assert differences(truth, merged_views(clean)) == []
+
+
+@pytest.mark.long(minutes=4)
+def test_clicks_jobs_killed_at_any_moment_change_nothing(kafka_broker, settings, spark,
+                                                         tmp_path):
+    chaos = Chaos(settings, tmp_path, domains.CLICKS, click_records)
+    stream = ("speed", "run", "--domain", "clicks")
+    batch = ("batch", "run", "clicks-reports")
+
+    # killed while creating its landing zone, between the commits of a micro-batch, and after
+    # its writes but before Spark recorded it
+    chaos.wave()
+    chaos.killed_at("create:clicks_landing", *stream)
+    assert lake.is_half_created(spark, lake.table_path(settings, "clicks_landing"))
+    for point in ("speed:after-landing-commit", "speed:after-writes"):
+        chaos.killed_at(point, *stream)
+        chaos.wave()
+
+    # a clicks batch run killed between its view overwrites and its publication, and the
+    # streaming job killed at a random moment of its work, with records arriving
+    job = chaos.start(*stream)
+    chaos.killed_at("batch:after-view-write", *batch)
+    chaos.wave()
+    wait_for(lambda: "clicks: loaded" in job.output(), 120, "the streaming job's start")
+    time.sleep(chaos.rng.uniform(0, 8))
+    job.kill()
+
+    # a batch run that completes, then the job reads what is left
+    assert chaos.start(*batch).wait(timeout=240) == 0
+    assert chaos.start(*stream, "--until-idle").wait(timeout=240) == 0
+
+    clean = settings.replace(lake={"root": str(tmp_path / "clean" / "lake")},
+                             checkpoint={"root": str(tmp_path / "clean" / "checkpoints")})
+    stream_job.run(clicks_stream.CLICKS, spark, clean, until_idle=True)
+    views_job.run(CLICKS_REPORTS, spark, clean)
+
+    faulty = lake_contents(spark, settings, domains.CLICKS)
+    expected = lake_contents(spark, clean, domains.CLICKS)
+    assert expected["progress"]["read_count"] == chaos.sent
+    assert sum(expected["landing"].values()) == len(chaos.accepted)
+    assert expected["progress"]["duplicate_count"] > 0 < expected["progress"]["quarantined_count"]
+    for part in expected:
+        assert faulty[part] == expected[part], part
+    truth = expected_reports(chaos.accepted, "clicks_event")
+    assert differences(truth, merged_views(settings, CLICKS_REPORT_SQL)) == []
+    assert differences(truth, merged_views(clean, CLICKS_REPORT_SQL)) == []

@@ -21,6 +21,7 @@ def cli_env(settings, **extra):
         "LAMBDALAKE_CHECKPOINT_ROOT": settings.checkpoint.root,
         "LAMBDALAKE_STATE_DIR": settings.state.dir,
         "LAMBDALAKE_TOPICS_TOLLS_EVENTS": settings.topics.tolls_events,
+        "LAMBDALAKE_TOPICS_CLICKS_EVENTS": settings.topics.clicks_events,
         "LAMBDALAKE_SPARK_DRIVER_MEMORY": "1g",
         "PYTHONUNBUFFERED": "1",
     })
