@@ -12,13 +12,16 @@ import pytest
 from pyspark.sql import functions as F
 
 import schemas
-from batch import maintain, tolls_reports
+from batch import maintain, tolls_reports, views_job
+from batch.clicks_reports import CLICKS_REPORTS
 from lambdalake import customers, lake, topics
 from lambdalake.errors import LambdalakeError
-from lambdalake.generators import stream, tolls
-from lambdalake.groundtruth import differences, expected_reports
+from lambdalake.generators import clicks, stream, tolls
+from lambdalake.groundtruth import CLICKS_REPORT_SQL, differences, expected_reports
 from serving.engine import MERGED_VIEWS, Serving
+from speed import stream as stream_job
 from speed import tolls_stream
+from speed.clicks_stream import CLICKS
 
 HOUR_MS = 3_600_000
 
@@ -154,3 +157,61 @@ def test_maintain_compacts_and_vacuums_keeping_what_runs_readers_and_replays_nee
                 .where(F.col("view_name") == "tolls_stream_progress"))
     assert progress.agg(F.sum("landed_count")).first()[0] == len(accepted)
     assert lake.read_table(spark, settings, "tolls_landing").count() == len(accepted)
+
+
+def produce_clicks(settings, seed, start, count=600):
+    options = clicks.ClicksOptions(count=count, seed=seed, start=start, articles=20, sessions=50,
+                                   span=dt.timedelta(minutes=30),
+                                   faults=stream.Faults(duplicate_fraction=0.02,
+                                                        malformed_fraction=0.03))
+    return stream.produce(settings, clicks.click_records(options), settings.topics.clicks_events,
+                          progress=False).events
+
+
+def clicks_merged(settings):
+    serving = Serving(settings, copy_to_duckdb=False)
+    try:
+        return serving.rows(CLICKS_REPORT_SQL)
+    finally:
+        serving.close()
+
+
+@pytest.mark.long(minutes=3)
+def test_each_landing_zone_keeps_the_cutover_of_its_own_domains_runs(kafka_broker, settings,
+                                                                     spark):
+    """Clicks published first, tolls later: the clickstream's landing zone keeps the files of
+    the clicks run's cut-over, not of the latest run of any domain, and compacts the rest."""
+    settings = settings.replace(
+        topics={"tolls_alerts": f"{settings.topics.tolls_events}.alerts"},
+        kafka={"max_offsets_per_trigger": 200})  # several micro-batches a wave: small files
+    topics.ensure_topics(settings, settings.topics.clicks_events, settings.topics.tolls_events,
+                         settings.topics.tolls_alerts)
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    viewed = produce_clicks(settings, 1, start)
+    stream_job.run(CLICKS, spark, settings, until_idle=True)
+    clicks_run = views_job.run(CLICKS_REPORTS, spark, settings)
+    viewed += produce_clicks(settings, 2, start + dt.timedelta(minutes=30))
+    stream_job.run(CLICKS, spark, settings, until_idle=True)
+    # the tolls domain streams more micro-batches and publishes after the clickstream
+    produce(settings, 3, start)
+    tolls_stream.run(spark, settings, until_idle=True)
+    produce(settings, 4, start + dt.timedelta(minutes=30))
+    tolls_stream.run(spark, settings, until_idle=True)
+    tolls_run = tolls_reports.run(spark, settings)
+    assert tolls_run.landing_version != clicks_run.landing_version
+
+    clicks_landing = str(lake.table_path(settings, "clicks_landing"))
+    cutover_rows = spark.read.format("delta").option(
+        "versionAsOf", clicks_run.landing_version).load(clicks_landing).count()
+    files_before = active_files(settings, "clicks_landing")
+    expected = expected_reports(viewed, "clicks_event")
+    assert not differences(expected, clicks_merged(settings))
+
+    report = maintain.run(spark, settings, retain_hours=0, retention_check=False)
+    done = {t.table: t for t in report.tables}
+    assert done["clicks_landing"].protected.version == clicks_run.landing_version
+    assert active_files(settings, "clicks_landing") < files_before  # compacted
+    # the clickstream's published cut-over is still readable, and its merged views exact
+    assert spark.read.format("delta").option("versionAsOf", clicks_run.landing_version).load(
+        clicks_landing).count() == cutover_rows
+    assert not differences(expected, clicks_merged(settings))
