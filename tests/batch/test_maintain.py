@@ -42,11 +42,10 @@ def test_a_short_retention_is_refused_unless_asked_for(settings, hours):
         maintain.run(None, settings, retain_hours=hours)
 
 
-def merged(settings):
+def merged(settings, views=MERGED_VIEWS):
     serving = Serving(settings, copy_to_duckdb=False)  # reads the Parquet files in place
     try:
-        return {view: set(serving.con.execute(f"select * from {view}").fetchall())
-                for view in MERGED_VIEWS}
+        return serving.rows(views)
     finally:
         serving.close()
 
@@ -168,14 +167,6 @@ def produce_clicks(settings, seed, start, count=600):
                           progress=False).events
 
 
-def clicks_merged(settings):
-    serving = Serving(settings, copy_to_duckdb=False)
-    try:
-        return serving.rows(CLICKS_REPORT_SQL)
-    finally:
-        serving.close()
-
-
 @pytest.mark.long(minutes=3)
 def test_each_landing_zone_keeps_the_cutover_of_its_own_domains_runs(kafka_broker, settings,
                                                                      spark):
@@ -205,7 +196,7 @@ def test_each_landing_zone_keeps_the_cutover_of_its_own_domains_runs(kafka_broke
         "versionAsOf", clicks_run.landing_version).load(clicks_landing).count()
     files_before = active_files(settings, "clicks_landing")
     expected = expected_reports(viewed, "clicks_event")
-    assert not differences(expected, clicks_merged(settings))
+    assert not differences(expected, merged(settings, CLICKS_REPORT_SQL))
 
     report = maintain.run(spark, settings, retain_hours=0, retention_check=False)
     done = {t.table: t for t in report.tables}
@@ -214,4 +205,4 @@ def test_each_landing_zone_keeps_the_cutover_of_its_own_domains_runs(kafka_broke
     # the clickstream's published cut-over is still readable, and its merged views exact
     assert spark.read.format("delta").option("versionAsOf", clicks_run.landing_version).load(
         clicks_landing).count() == cutover_rows
-    assert not differences(expected, clicks_merged(settings))
+    assert not differences(expected, merged(settings, CLICKS_REPORT_SQL))

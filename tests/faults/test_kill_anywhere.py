@@ -173,14 +173,13 @@ def merged_views(settings: Settings, report_sql: dict[str, str] = TOLLS_REPORT_S
                  ) -> dict[str, set[tuple]]:
     serving = Serving(settings)
     try:
-        return {view: set(serving.con.execute(f"select * from {view}").fetchall())
-                for view in report_sql}
+        return serving.rows(report_sql)
     finally:
         serving.close()
 
 
-def landed_count(spark, settings: Settings, domain: Domain = domains.TOLLS) -> int:
-    return lake.read_table(spark, settings, domain.landing).count()
+def landed_count(spark, settings: Settings) -> int:
+    return lake.read_table(spark, settings, "tolls_landing").count()
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
