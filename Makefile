@@ -22,10 +22,11 @@ demo: setup
 	@$(BIN)/lambdalake demo
 
 # README command 2 (what .ci/run calls): unit and integration tests on real components, on two
-# workers (each with its own SparkSession and broker); the tests marked `long` start first.
+# workers (each with its own SparkSession and broker); the tests marked `long` start first, and
+# the tests of one `xdist_group` (the kill tests) run on one worker, one after the other.
 test: setup
 	@$(BIN)/ruff check .
-	@$(BIN)/python -m pytest -n 2 --dist load
+	@$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-unit: setup
 	@$(BIN)/python -m pytest -m "not integration"
