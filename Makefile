@@ -22,11 +22,10 @@ demo: setup
 	@$(BIN)/lambdalake demo
 
 # README command 2 (what .ci/run calls): unit and integration tests on real components, on two
-# workers (each with its own SparkSession and broker); the tests marked `long` start first, and
-# the tests of one `xdist_group` (the kill tests) run on one worker, one after the other.
+# workers (each with its own SparkSession and broker); the tests marked `long` start first.
 test: setup
 	@$(BIN)/ruff check .
-	@$(BIN)/python -m pytest -n 2 --dist loadgroup
+	@$(BIN)/python -m pytest -n 2 --dist load
 
 test-unit: setup
 	@$(BIN)/python -m pytest -m "not integration"

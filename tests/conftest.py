@@ -63,9 +63,9 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests marked `long(minutes)` first, longest first: `make test` runs `pytest -n 2
-    --dist loadgroup`, which deals the first tests to the two workers in turn (a test's
-    `xdist_group`, with all its tests, ahead of single tests), so the longest starts at once on
-    one worker and the next on the other, instead of last on one while the other idles."""
+    --dist load`, which deals the first tests to the two workers in turn, so the longest starts
+    at once on one worker and the next on the other, instead of last on one while the other
+    idles."""
 
     def minutes(item: pytest.Item) -> float:
         marker = item.get_closest_marker("long")

@@ -191,7 +191,6 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.long(minutes=8)
-@pytest.mark.xdist_group("kill")
 def test_kills_at_any_moment_and_a_broker_restart_change_nothing(own_broker, spark, tmp_path):
     settings = own_broker
     customers.write_customers(settings, tolls.customers(CUSTOMERS, SEED))
@@ -268,13 +267,11 @@ def test_kills_at_any_moment_and_a_broker_restart_change_nothing(own_broker, spa
     assert differences(truth, merged_views(clean)) == []
 
 
-@pytest.mark.xdist_group("kill")
 def test_clicks_jobs_killed_at_their_shared_points_change_nothing(kafka_broker, settings, spark,
                                                                  tmp_path):
     """The clickstream's jobs killed at the points they share with the tolls jobs (random kills
-    and the broker restart are the test above's). In the test above's `xdist_group`, so that
-    `make test` runs it after that test on the same worker, not beside it: both start jobs of
-    their own on two cores."""
+    and the broker restart are the test above's). Not marked long, so that `make test` deals it
+    late rather than beside the test above: both start jobs of their own on two cores."""
     chaos = Chaos(settings, tmp_path, domains.CLICKS, click_records)
     stream = ("speed", "run", "--domain", "clicks")
 
