@@ -11,7 +11,9 @@ queried. A long-lived `Serving` then runs each query below `--queries` times, ea
 refresh + query and of the query alone; again once the stream, the producer and Spark are stopped
 (idle: what the code costs without the cores' contention). Then the same queries run
 through the command line, `lambdalake query`, `--cli-runs` times each (a new process each time:
-interpreter start, imports, opening every table).
+interpreter start, imports, opening every table). Last, what `lambdalake serve` does: the
+serving layer written as a DuckDB database file `--cli-runs` times (p50/p99 of a write, and its
+size), and each query run in a plain DuckDB connection opened read-only on that file for it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import duckdb
 
 from batch import tolls_reports
 from bench.batch_recompute import land_synthetic
@@ -75,6 +79,28 @@ def time_queries(serving: Serving, runs: int) -> None:
             alone.append(t2 - t1)
         print(f"  {name}: refresh+query {milliseconds(with_refresh)};  "
               f"query alone {milliseconds(alone)}")
+
+
+def time_export(serving: Serving, runs: int) -> None:
+    """Write the serving layer's database file `runs` times (what `lambdalake serve` does when
+    the lake moved); print p50/p99 of a write and the file's size, then of each query in a new
+    read-only DuckDB connection to the file (a client with no lambdalake, one question each)."""
+    with tempfile.TemporaryDirectory(prefix="lambdalake-export-") as folder:
+        path = Path(folder) / "lambdalake.duckdb"
+        writes = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            serving.export(path)
+            writes.append(time.perf_counter() - t0)
+        print(f"  write the file: {milliseconds(writes)}; {path.stat().st_size / 1e6:.1f} MB")
+        for name, sql in QUERIES.items():
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                with duckdb.connect(str(path), read_only=True) as con:
+                    con.execute(sql).fetch_arrow_table()
+                times.append(time.perf_counter() - t0)
+            print(f"  {name}: open + query {milliseconds(times)}")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -141,6 +167,8 @@ def main() -> None:
         spark.stop()
         print("idle (stream, producer and Spark stopped; the same Serving):")
         time_queries(serving, args.queries)
+        print(f"database file, `lambdalake serve` ({args.cli_runs} writes, stream stopped):")
+        time_export(serving, args.cli_runs)
         serving.close()
 
         print(f"command line, `lambdalake query` ({args.cli_runs} runs each, stream stopped):")
