@@ -270,8 +270,9 @@ def test_kills_at_any_moment_and_a_broker_restart_change_nothing(own_broker, spa
 def test_clicks_jobs_killed_at_their_shared_points_change_nothing(kafka_broker, settings, spark,
                                                                  tmp_path):
     """The clickstream's jobs killed at the points they share with the tolls jobs (random kills
-    and the broker restart are the test above's). Not marked long, so that `make test` deals it
-    late rather than beside the test above: both start jobs of their own on two cores."""
+    and the broker restart are the test above's). Not marked long: 89 s alone. (Run after the
+    test above on the same worker, in session 30, `make test` took as long: what slows that
+    test is any test beside it on two cores; BENCHMARKS.md, Faults.)"""
     chaos = Chaos(settings, tmp_path, domains.CLICKS, click_records)
     stream = ("speed", "run", "--domain", "clicks")
 
