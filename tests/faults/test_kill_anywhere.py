@@ -272,7 +272,7 @@ def test_clicks_jobs_killed_at_their_shared_points_change_nothing(kafka_broker, 
     """The clickstream's jobs killed at the points they share with the tolls jobs (random kills
     and the broker restart are the test above's). Not marked long: 89 s alone. (Run after the
     test above on the same worker, in session 30, `make test` took as long: what slows that
-    test is any test beside it on two cores; BENCHMARKS.md, Faults.)"""
+    test is any test beside it on two cores; BENCHMARKS.md, session 30.)"""
     chaos = Chaos(settings, tmp_path, domains.CLICKS, click_records)
     stream = ("speed", "run", "--domain", "clicks")
 
