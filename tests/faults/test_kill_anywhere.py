@@ -179,7 +179,7 @@ def merged_views(settings: Settings, report_sql: dict[str, str] = TOLLS_REPORT_S
 
 
 def landed_count(spark, settings: Settings) -> int:
-    return lake.read_table(spark, settings, "tolls_landing").count()
+    return lake.read_table(spark, settings, domains.TOLLS.landing).count()
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
