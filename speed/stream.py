@@ -21,6 +21,10 @@ Every commit is tagged with the micro-batch (`<query id>:<batch id>`); after a r
 micro-batch (the only one Spark may run again) skips the writes whose tag is already in the
 lake, so a replay writes nothing twice.
 
+The duplicate look-up needs the batch's ids in the driver before anything is written, so the
+landed events and the partial rows are collected beside it as if the batch held no duplicate
+(almost always); when it holds one, they are collected again without it.
+
 The jobs themselves are `speed/tolls_stream.py` and `speed/clicks_stream.py` (their `main`).
 """
 
@@ -224,7 +228,7 @@ class StreamProcessor:
         self.domain = domain
         self.spark, self.settings, self.totals = spark, settings, totals
         self.checkpoint = checkpoint
-        self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lambdalake-write")
+        self.pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="lambdalake-write")
         self.extension = (None if domain.extension is None else
                           domain.extension(spark, settings, self.write))
         extra = () if self.extension is None else self.extension.tables
@@ -267,24 +271,26 @@ class StreamProcessor:
         limit = self.settings.speed.driver_commit_max_rows
         return 0 < limit and rows <= limit and self.logs[name].can_append()
 
-    def write(self, data: DataFrame | pa.Table | list[dict], name: str, tag: str,
+    def write(self, data: DataFrame | pa.Table | Future | list[dict], name: str, tag: str,
               clock: PhaseClock, rows: int = 0) -> Future:
-        """Append `data` (a frame, rows as dicts, or, when delta-rs commits, an Arrow table) to
-        table `name` in one commit tagged `tag`, in a writer thread: by delta-rs from the driver
-        (a frame collected as Arrow) when `_driver_commit(name, rows)`, else by Spark. The
-        future's result is the rows written as Arrow when delta-rs wrote them, else None."""
+        """Append `data` (a frame, rows as dicts, or, when delta-rs commits, an Arrow table or a
+        future of one) to table `name` in one commit tagged `tag`, in a writer thread: by
+        delta-rs from the driver (a frame collected as Arrow) when `_driver_commit(name, rows)`,
+        else by Spark. The future's result is the rows written as Arrow when delta-rs wrote
+        them, else None."""
         if self._driver_commit(name, rows):
             log, schema = self.logs[name], schemas.arrow_schema(name)
             partition_by = schemas.load(name).partition_by
 
             def work() -> pa.Table:
                 table = (pa.Table.from_pylist(data, schema) if isinstance(data, list) else
-                         data if isinstance(data, pa.Table) else collect_arrow(data))
+                         data if isinstance(data, pa.Table) else
+                         data.result() if isinstance(data, Future) else collect_arrow(data))
                 table = table.select(schema.names).cast(schema)
                 log.append(table, tag, partition_by)
                 return table
         else:
-            if isinstance(data, pa.Table):  # decided with the same `_driver_commit` call
+            if isinstance(data, pa.Table | Future):  # decided by the same `_driver_commit`
                 raise TypeError(f"an Arrow table for {name}, but Spark commits this write")
             frame = (data if isinstance(data, DataFrame) else
                      self.spark.createDataFrame(data, schemas.spark_schema(name)))
@@ -292,6 +298,19 @@ class StreamProcessor:
             def work() -> None:
                 lake.write_tagged(frame, self.paths[name], "append", tag)
         return self.pool.submit(clock.timed, f"write {name}", work)
+
+    def _guess(self, unique: DataFrame) -> dict[str, Future]:
+        """Collect as Arrow, beside the duplicate look-up's collect, what a micro-batch
+        (`unique`: its validated records, none marked a duplicate) writes if it holds no
+        duplicate, which is almost always: its landed events and its partial rows, for the
+        tables whose commits delta-rs writes. Their Spark jobs are planned while the look-up's
+        runs, and the landing collect's tasks take the core the partials' one task leaves."""
+        names = self.domain.names
+        events = unique.transform(accepted_events(names.landing))
+        frames = {names.landing: lambda: events,
+                  names.speed_rows: lambda: events.transform(self.partials)}
+        return {name: self.pool.submit(lambda frame=frame: collect_arrow(frame()))
+                for name, frame in frames.items() if self._driver_commit(name, 1)}
 
     def _already_written(self, tag: str) -> dict[str, int]:
         """Tables that already hold this micro-batch's commit (a replay after a crash): only
@@ -325,6 +344,8 @@ class StreamProcessor:
         validated = raw.select("*", F.lit(now).cast("timestamp").alias("ingested_at"),
                                F.lit(batch_id).cast("long").alias("ingest_batch_id")
                                ).transform(self.validate).persist()
+        unique = validated.withColumn("duplicate_reason", F.lit(None).cast("string"))
+        guesses = self._guess(unique)
         partials = None
         writes: list[Future] = []
         try:
@@ -336,16 +357,18 @@ class StreamProcessor:
             clock.lap("validate")
             duplicates = self._duplicates(validated, accepted, now)
             records = (validated.transform(mark_duplicates(spark.createDataFrame(
-                duplicates, DUPLICATES_SCHEMA))) if duplicates else
-                validated.withColumn("duplicate_reason", F.lit(None).cast("string")))
+                duplicates, DUPLICATES_SCHEMA))) if duplicates else unique)
             counts = {"landed": accepted.num_rows - len(duplicates),
                       "quarantined": keys.num_rows - accepted.num_rows,
                       "duplicate": len(duplicates)}
             landed = counts["landed"]
             clock.lap("duplicates")
             events = records.transform(accepted_events(landing))
-            landing_write = (self.write(events, landing, tag, clock, landed)
-                             if landed and landing not in done else None)
+            guessed = {} if duplicates else guesses  # what the guesses assumed holds
+            landing_write = (self.write(
+                guessed[landing] if landing in guessed and self._driver_commit(landing, landed)
+                else events, landing, tag, clock, landed)
+                if landed and landing not in done else None)
             writes += [landing_write] if landing_write is not None else []
             rejected = counts["quarantined"] + counts["duplicate"]
             if rejected and quarantine not in done:
@@ -357,10 +380,13 @@ class StreamProcessor:
             partial_rows: pa.Table | None = None
             speed_rows_as_arrow = self._driver_commit(speed_rows, landed + 1)
             if landed:  # while the landing commit is written
-                partials = events.transform(self.partials)
-                if not speed_rows_as_arrow:  # Spark writes them too
-                    partials = partials.persist()
-                partial_rows = collect_arrow(partials)
+                if speed_rows in guessed and speed_rows_as_arrow:
+                    partial_rows = guessed[speed_rows].result()
+                else:
+                    partials = events.transform(self.partials)
+                    if not speed_rows_as_arrow:  # Spark writes them too
+                        partials = partials.persist()
+                    partial_rows = collect_arrow(partials)
                 if self.extension is not None:
                     plan = self.extension.plan(partial_rows)
                 clock.lap("partials")
@@ -387,8 +413,9 @@ class StreamProcessor:
             clock.lap("wait writes")
             faults.kill_point("speed:after-writes")
         finally:
-            for write in writes:  # the cached frames are released only once no write reads them
-                write.exception()
+            # the cached frames are released only once no write nor guess reads them
+            for future in [*writes, *guesses.values()]:
+                future.exception()
             if partials is not None:
                 partials.unpersist()
             validated.unpersist()
