@@ -33,8 +33,20 @@ class KafkaSettings:
     topic_partitions: int = 2
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int = 200_000
+    # the streaming job's Kafka consumers (Spark's Kafka source): bytes a fetch brings of a
+    # partition, records a poll hands over (Kafka's defaults: 1 MB, 500)
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024
+    max_poll_records: int = 10_000
     fail_on_data_loss: bool = True
     outage_timeout_s: int = 300
+
+    def __post_init__(self) -> None:
+        """Refuse a count Spark or Kafka would refuse with a stack trace (one line)."""
+        for name in ("max_offsets_per_trigger", "max_partition_fetch_bytes",
+                     "max_poll_records"):
+            if getattr(self, name) < 1:
+                raise LambdalakeError(f"kafka.{name} must be at least 1, got "
+                                      f"{getattr(self, name)}")
 
 
 @dataclass(frozen=True)

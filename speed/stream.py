@@ -592,6 +592,9 @@ def start_query(domain: StreamDomain, spark: SparkSession, settings: Settings, u
               .option("subscribe", domain.names.topic(settings))
               .option("startingOffsets", settings.kafka.starting_offsets)
               .option("maxOffsetsPerTrigger", settings.kafka.max_offsets_per_trigger)
+              .option("kafka.max.partition.fetch.bytes",
+                      settings.kafka.max_partition_fetch_bytes)
+              .option("kafka.max.poll.records", settings.kafka.max_poll_records)
               .option("failOnDataLoss", str(settings.kafka.fail_on_data_loss).lower())
               .load())
     writer = (source.writeStream.queryName(domain.names.query_name)

@@ -37,6 +37,7 @@ def test_s3a_paths_are_kept_as_uris():
     ('[kafka]\nbootstap_servers = "x"\n', "did you mean kafka.bootstrap_servers"),
     ('[kafak]\n', "unknown setting kafak"),
     ('[kafka]\ntopic_partitions = "many"\n', "must be a whole number"),
+    ('[kafka]\nmax_poll_records = 0\n', "kafka.max_poll_records must be at least 1, got 0"),
     ('[kafka\n', "is not valid TOML"),
 ])
 def test_bad_config_file_is_one_readable_error(tmp_path, content, message):
