@@ -44,9 +44,9 @@ class KafkaSettings:
         """Refuse a count Spark or Kafka would refuse with a stack trace (one line)."""
         for name in ("max_offsets_per_trigger", "max_partition_fetch_bytes",
                      "max_poll_records"):
-            if getattr(self, name) < 1:
-                raise LambdalakeError(f"kafka.{name} must be at least 1, got "
-                                      f"{getattr(self, name)}")
+            value = getattr(self, name)
+            if value < 1:
+                raise LambdalakeError(f"kafka.{name} must be at least 1, got {value}")
 
 
 @dataclass(frozen=True)

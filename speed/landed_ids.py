@@ -41,7 +41,8 @@ def repeated_pairs(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
     the pairs takes 250-330 ms) and compares both hashes only where a first hash repeats,
     which is rare."""
     order = np.argsort(h1)
-    same = np.flatnonzero(h1[order][1:] == h1[order][:-1])
+    in_order = h1[order]
+    same = np.flatnonzero(in_order[1:] == in_order[:-1])
     if not len(same):
         return np.empty((0, 2), dtype=np.int64)
     suspects = order[np.union1d(same, same + 1)]
@@ -138,9 +139,10 @@ class LandedIdIndex:
         for day in [day for day in self.by_date if day < first]:  # out of the window
             del self.by_date[day]
         order = np.argsort(h1)
+        h1, h2 = h1[order], h2[order]
         in_order = np.zeros(len(h1), dtype=bool)
         for pairs in self.by_date.values():
-            in_order |= pairs.contains(h1[order], h2[order])
+            in_order |= pairs.contains(h1, h2)
         found = np.empty_like(in_order)
         found[order] = in_order
         return found

@@ -299,14 +299,13 @@ class StreamProcessor:
                 lake.write_tagged(frame, self.paths[name], "append", tag)
         return self.pool.submit(clock.timed, f"write {name}", work)
 
-    def _guess(self, unique: DataFrame) -> dict[str, Future]:
-        """Collect as Arrow, beside the duplicate look-up's collect, what a micro-batch
-        (`unique`: its validated records, none marked a duplicate) writes if it holds no
-        duplicate, which is almost always: its landed events and its partial rows, for the
-        tables whose commits delta-rs writes. Their Spark jobs are planned while the look-up's
-        runs, and the landing collect's tasks take the core the partials' one task leaves."""
+    def _guess(self, events: DataFrame) -> dict[str, Future]:
+        """Collect as Arrow, beside the duplicate look-up's collect, what a micro-batch writes
+        if it holds no duplicate, which is almost always (`events`: what it then lands): its
+        landed events and its partial rows, for the tables whose commits delta-rs writes. Their
+        Spark jobs are planned while the look-up's runs, and the landing collect's tasks take
+        the core the partials' one task leaves."""
         names = self.domain.names
-        events = unique.transform(accepted_events(names.landing))
         frames = {names.landing: lambda: events,
                   names.speed_rows: lambda: events.transform(self.partials)}
         return {name: self.pool.submit(lambda frame=frame: collect_arrow(frame()))
@@ -345,7 +344,8 @@ class StreamProcessor:
                                F.lit(batch_id).cast("long").alias("ingest_batch_id")
                                ).transform(self.validate).persist()
         unique = validated.withColumn("duplicate_reason", F.lit(None).cast("string"))
-        guesses = self._guess(unique)
+        unique_events = unique.transform(accepted_events(landing))
+        guesses = self._guess(unique_events)
         partials = None
         writes: list[Future] = []
         try:
@@ -363,7 +363,8 @@ class StreamProcessor:
                       "duplicate": len(duplicates)}
             landed = counts["landed"]
             clock.lap("duplicates")
-            events = records.transform(accepted_events(landing))
+            events = (records.transform(accepted_events(landing)) if duplicates else
+                      unique_events)
             guessed = {} if duplicates else guesses  # what the guesses assumed holds
             landing_write = (self.write(
                 guessed[landing] if landing in guessed and self._driver_commit(landing, landed)
