@@ -1,8 +1,10 @@
-"""Record validation alone: records/s of `validate_records` on cached Kafka-shaped toll records.
+"""Record validation alone: records/s of `validate_records` on cached Kafka-shaped records.
 
 Usage: .venv/bin/python -m bench.validation [--records 250000] [--malformed 0.01 1.0]
+                                            [--domain tolls|clicks]
 
-Generated toll records (with the given fractions of malformed ones) are put in a cached DataFrame
+Generated records of the domain (toll events by default; with the given fractions of malformed
+ones) are put in a cached DataFrame
 with Kafka's columns, so neither Kafka nor the disk is measured: only the parse and the checks.
 For reference it also times the parts alone (UTF-8 decode, one JSON parse, the key listing).
 Each figure is the best of three runs. Then it caches the validated records as the streaming job
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -22,11 +24,24 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bench.common import bench_environment
-from lambdalake.generators import stream, tolls
+from lambdalake.generators import clicks, stream, tolls
 from lambdalake.spark import create_spark_session
 from speed import validate
-from speed.stream import CACHE_COMPRESSED
+from speed.clicks_stream import CLICKS
+from speed.stream import CACHE_COMPRESSED, StreamDomain
 from speed.tolls.validate import toll_rules
+from speed.tolls_stream import TOLLS
+
+Generator = Callable[[stream.StreamOptions], Iterable[stream.Record]]
+# each domain: its stream and its generator
+DOMAINS: dict[str, tuple[StreamDomain, Generator]] = {
+    "tolls": (TOLLS, lambda options: tolls.toll_records(tolls.TollsOptions(
+        count=options.count, seed=options.seed, start=options.start, span=options.span,
+        faults=options.faults, customers=10_000))),
+    "clicks": (CLICKS, lambda options: clicks.click_records(clicks.ClicksOptions(
+        count=options.count, seed=options.seed, start=options.start, span=options.span,
+        faults=options.faults))),
+}
 
 KAFKA_SCHEMA = T.StructType([
     T.StructField("key", T.BinaryType()), T.StructField("value", T.BinaryType()),
@@ -35,13 +50,14 @@ KAFKA_SCHEMA = T.StructType([
 ])
 
 
-def kafka_frame(spark: SparkSession, count: int, malformed: float) -> DataFrame:
-    """Cached rows shaped like Spark's Kafka source output, holding generated toll records."""
+def kafka_frame(spark: SparkSession, count: int, malformed: float, domain: str = "tolls"
+                ) -> DataFrame:
+    """Cached rows shaped like Spark's Kafka source output, holding generated records of
+    `domain`."""
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)
-    records = list(tolls.toll_records(tolls.TollsOptions(count=count, seed=1, start=start,
-                                                         span=dt.timedelta(hours=6),
-                                                         customers=10_000,
-                                                         faults=stream.Faults(malformed_fraction=malformed))))
+    records = list(DOMAINS[domain][1](stream.StreamOptions(
+        count=count, seed=1, start=start, span=dt.timedelta(hours=6),
+        faults=stream.Faults(malformed_fraction=malformed))))
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.table({"key": [r.key for r in records], "value": [r.value for r in records],
                       "topic": ["bench"] * count, "partition": [i % 2 for i in range(count)],
@@ -87,7 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=250_000)
     parser.add_argument("--malformed", type=float, nargs="+", default=[0.01, 1.0])
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="tolls")
     args = parser.parse_args()
+    domain = DOMAINS[args.domain][0]
     with bench_environment(kafka=False) as settings:
         spark = create_spark_session(settings, "lambdalake-bench-validation")
 
@@ -95,20 +113,22 @@ def main() -> None:
             return lambda: df.write.format("noop").mode("overwrite").save()
 
         for fraction in args.malformed:
-            raw = kafka_frame(spark, args.records, fraction)
+            raw = kafka_frame(spark, args.records, fraction, args.domain)
             text = F.decode("value", "UTF-8")
-            validated = raw.transform(validate.validate_records(toll_rules(settings.validation)))
+            rules = domain.rules(settings.validation, {})
+            validated = raw.transform(validate.validate_records(rules))
             parts = {
                 "UTF-8 decode": raw.select(text),
                 "one from_json (spec's types)": raw.select(F.from_json(
-                    text, validate._typed_schema(toll_rules(settings.validation)))),
+                    text, validate._typed_schema(rules))),
                 "json_object_keys": raw.select(F.json_object_keys(text)),
                 "validate_records (all of it)": validated,
-                "  the same, with a plazas table": raw.transform(
-                    validate.validate_records(toll_rules(settings.validation,
-                                                         frozenset(tolls.PLAZAS)))),
             }
-            print(f"{args.records:,} records, {fraction:.0%} malformed:")
+            if domain is TOLLS:
+                parts["  the same, with a plazas table"] = raw.transform(
+                    validate.validate_records(toll_rules(settings.validation,
+                                                         frozenset(tolls.PLAZAS))))
+            print(f"{args.records:,} {args.domain} records, {fraction:.0%} malformed:")
             for name, df in parts.items():
                 seconds = best_of_three(consume(df))
                 print(f"  {name:36s} {seconds:6.2f}s  {args.records / seconds:>10,.0f} records/s")

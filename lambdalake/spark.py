@@ -48,6 +48,14 @@ _BASE_CONF = {
 # at most 0.45 s, the driver's live heap about 220 MB.
 DRIVER_GC = "-XX:+UseParallelGC"
 
+# HotSpot does not compile a method of more than 8,000 bytes of bytecode by default, and runs
+# it interpreted. The method Spark generates for a domain's validation is about that size: the
+# clicks domain's crossed it (its validation ran at half speed: 3.6-3.7 s against 1.9-2.1 s with
+# this, for 300,000 cached records) and the tolls domain's sat 134 bytes under it, so any check
+# added to a spec could halve the job's speed. With this such a method is compiled like any other
+# (BENCHMARKS.md, 2026-12-03, session 32). On a cluster, give it to the executors too (README).
+DRIVER_JIT = "-XX:-DontCompileHugeMethods"
+
 
 def under_spark_submit() -> bool:
     """True when this Python process was launched by spark-submit (the JVM is already up)."""
@@ -67,7 +75,7 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
             "spark.driver.memory": settings.spark.driver_memory,
             "spark.jars": ",".join(jvm.jars(settings, "spark")),
             "spark.driver.extraJavaOptions": (f"-Dlog4j2.configurationFile=file:{log4j} "
-                                              f"{DRIVER_GC} "
+                                              f"{DRIVER_GC} {DRIVER_JIT} "
                                               f"{class_archive.java_options(settings)}").strip(),
             "spark.ui.enabled": "false",
             # Delta rebuilds a table's snapshot with this many tasks after each commit; the

@@ -10,6 +10,7 @@ Usage (local, offline, with the JVM cache from `make setup`):
 Usage on a cluster:
     spark-submit --master yarn \\
       --packages io.delta:delta-spark_2.12:3.3.2,org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7 \\
+      --conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods \\
       --py-files dist/lambdalake-jobs.zip speed/clicks_stream.py [--until-idle]
 """
 

@@ -7,3 +7,12 @@ def test_the_local_driver_runs_the_parallel_collector(spark):
         .getGarbageCollectorMXBeans()
     names = {bean.getName() for bean in beans}
     assert names == {"PS Scavenge", "PS MarkSweep"}, names
+
+
+def test_the_local_driver_compiles_huge_methods(spark):
+    # the factory's DRIVER_JIT reached the JVM: a generated method over 8,000 bytes of bytecode
+    # (a domain's validation) is compiled, not interpreted
+    jvm = spark.sparkContext._jvm
+    hotspot = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    assert hotspot.getVMOption("DontCompileHugeMethods").getValue() == "false"
