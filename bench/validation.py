@@ -4,8 +4,8 @@ Usage: .venv/bin/python -m bench.validation [--records 250000] [--malformed 0.01
                                             [--domain tolls|clicks]
 
 Generated records of the domain (toll events by default; with the given fractions of malformed
-ones) are put in a cached DataFrame
-with Kafka's columns, so neither Kafka nor the disk is measured: only the parse and the checks.
+ones) are put in a cached DataFrame with Kafka's columns, so neither Kafka nor the disk is
+measured: only the parse and the checks.
 For reference it also times the parts alone (UTF-8 decode, one JSON parse, the key listing).
 Each figure is the best of three runs. Then it caches the validated records as the streaming job
 caches its micro-batch (uncompressed) and compressed, and prints the time and memory of each.

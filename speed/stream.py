@@ -173,10 +173,13 @@ def with_ingest_columns(ingested_at: dt.datetime, batch_id: int
     `ingest_batch_id` to every row.
 
     Spark writes a timestamp or long literal into the Java code it generates, so a plan with the
-    micro-batch's own literals is compiled anew every micro-batch (about 0.1 s of a small
-    one's, BENCHMARKS.md). Here the values are decimal literals, which the generated code reads
-    from its references, behind a condition Spark cannot fold (`spark_partition_id() >= 0`,
-    always true): every micro-batch's plans generate the same code, compiled once per run.
+    micro-batch's own literals is compiled anew every micro-batch (0.06-0.08 s of a warm
+    5,000-event one, BENCHMARKS.md, session 32). Here the values are decimal literals, which the
+    generated code reads from its references, behind a condition Spark cannot fold
+    (`spark_partition_id() >= 0`, always true): every micro-batch's plans generate the same
+    code, compiled once per run. The checks that use `ingested_at` then run per record, which
+    makes the tolls validation's generated method larger than the 8,000 bytes HotSpot compiles
+    by default: the JVM needs `-XX:-DontCompileHugeMethods` (`lambdalake.spark.DRIVER_JIT`).
     """
     micros = Decimal((ingested_at - _EPOCH) // dt.timedelta(microseconds=1))
     always = F.spark_partition_id() >= 0
