@@ -32,15 +32,11 @@ from speed.stream import CACHE_COMPRESSED, StreamDomain
 from speed.tolls.validate import toll_rules
 from speed.tolls_stream import TOLLS
 
-Generator = Callable[[stream.StreamOptions], Iterable[stream.Record]]
-# each domain: its stream and its generator
-DOMAINS: dict[str, tuple[StreamDomain, Generator]] = {
-    "tolls": (TOLLS, lambda options: tolls.toll_records(tolls.TollsOptions(
-        count=options.count, seed=options.seed, start=options.start, span=options.span,
-        faults=options.faults, customers=10_000))),
-    "clicks": (CLICKS, lambda options: clicks.click_records(clicks.ClicksOptions(
-        count=options.count, seed=options.seed, start=options.start, span=options.span,
-        faults=options.faults))),
+# each domain: its stream, and its records from the stream options (`count`, `seed`, ...)
+DOMAINS: dict[str, tuple[StreamDomain, Callable[..., Iterable[stream.Record]]]] = {
+    "tolls": (TOLLS, lambda **options: tolls.toll_records(
+        tolls.TollsOptions(customers=10_000, **options))),
+    "clicks": (CLICKS, lambda **options: clicks.click_records(clicks.ClicksOptions(**options))),
 }
 
 KAFKA_SCHEMA = T.StructType([
@@ -55,9 +51,9 @@ def kafka_frame(spark: SparkSession, count: int, malformed: float, domain: str =
     """Cached rows shaped like Spark's Kafka source output, holding generated records of
     `domain`."""
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)
-    records = list(DOMAINS[domain][1](stream.StreamOptions(
-        count=count, seed=1, start=start, span=dt.timedelta(hours=6),
-        faults=stream.Faults(malformed_fraction=malformed))))
+    records = list(DOMAINS[domain][1](count=count, seed=1, start=start,
+                                      span=dt.timedelta(hours=6),
+                                      faults=stream.Faults(malformed_fraction=malformed)))
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.table({"key": [r.key for r in records], "value": [r.value for r in records],
                       "topic": ["bench"] * count, "partition": [i % 2 for i in range(count)],
