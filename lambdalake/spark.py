@@ -8,12 +8,14 @@ locally from the JVM cache filled by `lambdalake setup` (so jobs start offline);
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 
 from pyspark.sql import SparkSession
 
 from lambdalake import class_archive, jvm
 from lambdalake.config import Settings
+from lambdalake.errors import LambdalakeError
 
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -56,6 +58,37 @@ DRIVER_GC = "-XX:+UseParallelGC"
 # (BENCHMARKS.md, 2026-12-03, session 32). On a cluster, give it to the executors too (README).
 DRIVER_JIT = "-XX:-DontCompileHugeMethods"
 
+# The local driver's young generation: at most this many MiB (a quarter of the heap when that is
+# less). Left to the parallel collector's own sizing it grew to 1.2 GB within the first
+# micro-batch of 500,000 events (the process to 2.4 GB), and every page a process touches for the
+# first time costs the kernel a page fault and a page to clear: on virtual machines that back
+# memory only when it is first touched, as this project's are, that was 5-15 s of system CPU in a
+# 1M-event run (`perf`: a fifth of both cores' time clearing pages). Capped, the run takes
+# 32.5-34.7 s instead of 36.7-38.0 s (runs alternated). A smaller cap gains no more on it and
+# costs the steady state (512 MB: freshness p99 2.27-2.63 s against 2.01-2.35 s at 5,000 events/s,
+# more young collections); a fixed young generation (`-Xmn`) left the old one too small, with a
+# full collection every other small micro-batch (BENCHMARKS.md, 2026-12-03, session 33).
+DRIVER_YOUNG_MAX_MIB = 768
+
+_MEMORY = re.compile(r"(\d+)\s*([kmgtp]?)b?", re.IGNORECASE)
+_MIB_PER_UNIT = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2, "p": 1024**3}
+
+
+def memory_mib(value: str, name: str = "spark.driver_memory") -> int:
+    """A Spark memory size (`4g`, `4096m`, `512`: MiB when no unit is given) in MiB; a
+    `LambdalakeError` naming setting `name` when it is not one."""
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise LambdalakeError(f"{name} = {value!r} is not a memory size: give it like 4g or "
+                              "4096m")
+    return int(int(match.group(1)) * _MIB_PER_UNIT[match.group(2).lower()])
+
+
+def driver_young_option(driver_memory: str) -> str:
+    """The local driver's `-XX:MaxNewSize`: `DRIVER_YOUNG_MAX_MIB`, or a quarter of
+    `driver_memory` when that is less."""
+    return f"-XX:MaxNewSize={min(DRIVER_YOUNG_MAX_MIB, memory_mib(driver_memory) // 4)}m"
+
 
 def under_spark_submit() -> bool:
     """True when this Python process was launched by spark-submit (the JVM is already up)."""
@@ -70,12 +103,13 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         if settings.spark.master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         log4j = resources.files("lambdalake.resources").joinpath("spark-log4j2.properties")
+        young = driver_young_option(settings.spark.driver_memory)
         conf.update({
             "spark.master": settings.spark.master,
             "spark.driver.memory": settings.spark.driver_memory,
             "spark.jars": ",".join(jvm.jars(settings, "spark")),
             "spark.driver.extraJavaOptions": (f"-Dlog4j2.configurationFile=file:{log4j} "
-                                              f"{DRIVER_GC} {DRIVER_JIT} "
+                                              f"{DRIVER_GC} {DRIVER_JIT} {young} "
                                               f"{class_archive.java_options(settings)}").strip(),
             "spark.ui.enabled": "false",
             # Delta rebuilds a table's snapshot with this many tasks after each commit; the
