@@ -65,9 +65,10 @@ DRIVER_JIT = "-XX:-DontCompileHugeMethods"
 # memory only when it is first touched, as this project's are, that was 5-15 s of system CPU in a
 # 1M-event run (`perf`: a fifth of both cores' time clearing pages). Capped, the run takes
 # 32.5-34.7 s instead of 36.7-38.0 s (runs alternated). A smaller cap gains no more on it and
-# costs the steady state (512 MB: freshness p99 2.27-2.63 s against 2.01-2.35 s at 5,000 events/s,
-# more young collections); a fixed young generation (`-Xmn`) left the old one too small, with a
-# full collection every other small micro-batch (BENCHMARKS.md, 2026-12-03, session 33).
+# costs the steady state (512 MB: freshness p99 2.27, 2.38 s against 2.01, 2.22 s at 5,000
+# events/s, more young collections); a fixed young generation (`-Xmn`) left the old one too
+# small, with a full collection every other small micro-batch (BENCHMARKS.md, 2026-12-03,
+# session 33).
 DRIVER_YOUNG_MAX_MIB = 768
 
 _MEMORY = re.compile(r"(\d+)\s*([kmgtp]?)b?", re.IGNORECASE)
