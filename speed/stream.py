@@ -49,6 +49,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import DecimalType
 
 import schemas
 from lambdalake import faults, lake, retention, status, topics
@@ -74,6 +75,8 @@ from speed.validate import (
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+# a micro-batch's own integers in generated code (`with_batch_values`): any 64-bit one fits
+BATCH_VALUE_TYPE = DecimalType(20, 0)
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 Writer = Callable[..., Future]  # StreamProcessor.write: (data, table, tag, clock, rows) -> Future
 
@@ -167,31 +170,51 @@ def _stream_app_id(spark: SparkSession, checkpoint: str, query_name: str) -> str
     return f"lambdalake-{query_name}-{json.loads(text)['id']}"
 
 
+def with_batch_values(values: Mapping[str, int | None]) -> Callable[[DataFrame], DataFrame]:
+    """Return a transformation setting the long columns named in `values` (added at the end, or
+    replaced where they are) to a micro-batch's own integers: a batch id, a version, a time in
+    microseconds; None is a null.
+
+    Spark writes a long literal into the Java code it generates, so a plan with the micro-batch's
+    own literals is compiled anew every micro-batch (0.06-0.08 s of a warm 5,000-event one,
+    BENCHMARKS.md, session 32). Here each value is a decimal literal, which the generated code
+    reads from its references, of one type whatever its digits, behind a condition Spark cannot
+    fold (`spark_partition_id() >= 0`, always true), in a projection of its own: being
+    nondeterministic it is not merged into the next one, which casts it to a long (merged, the
+    optimizer would fold the cast into a long literal again). Every micro-batch's plans then
+    generate the same code, compiled once per run.
+    """
+    always = F.spark_partition_id() >= 0
+    staged = {name: (f"_batch_value_{name}", F.lit(None) if value is None else
+                     F.when(always, F.lit(Decimal(value)).cast(BATCH_VALUE_TYPE)))
+              for name, value in values.items()}
+
+    def transform(df: DataFrame) -> DataFrame:
+        kept = [F.col(c) if c not in staged else F.col(staged[c][0]).cast("long").alias(c)
+                for c in df.columns]
+        added = [F.col(hidden).cast("long").alias(name)
+                 for name, (hidden, _) in staged.items() if name not in df.columns]
+        return (df.select("*", *[value.alias(hidden) for hidden, value in staged.values()])
+                .select(*kept, *added))
+
+    return transform
+
+
 def with_ingest_columns(ingested_at: dt.datetime, batch_id: int
                         ) -> Callable[[DataFrame], DataFrame]:
     """Return a transformation adding a micro-batch's `ingested_at` (a UTC-aware time) and
-    `ingest_batch_id` to every row.
+    `ingest_batch_id` to every row, in code compiled once per run (`with_batch_values`).
 
-    Spark writes a timestamp or long literal into the Java code it generates, so a plan with the
-    micro-batch's own literals is compiled anew every micro-batch (0.06-0.08 s of a warm
-    5,000-event one, BENCHMARKS.md, session 32). Here the values are decimal literals, which the
-    generated code reads from its references, behind a condition Spark cannot fold
-    (`spark_partition_id() >= 0`, always true): every micro-batch's plans generate the same
-    code, compiled once per run. The checks that use `ingested_at` then run per record, which
-    makes the tolls validation's generated method larger than the 8,000 bytes HotSpot compiles
-    by default: the JVM needs `-XX:-DontCompileHugeMethods` (`lambdalake.spark.DRIVER_JIT`).
+    The checks that use `ingested_at` then run per record, which makes the tolls validation's
+    generated method larger than the 8,000 bytes HotSpot compiles by default: the JVM needs
+    `-XX:-DontCompileHugeMethods` (`lambdalake.spark.DRIVER_JIT`).
     """
-    micros = Decimal((ingested_at - _EPOCH) // dt.timedelta(microseconds=1))
-    always = F.spark_partition_id() >= 0
-    values = [F.when(always, F.lit(micros)).alias("_ingested_micros"),
-              F.when(always, F.lit(Decimal(batch_id))).alias("_ingest_batch_id")]
+    micros = (ingested_at - _EPOCH) // dt.timedelta(microseconds=1)
+    values = with_batch_values({"ingested_at": micros, "ingest_batch_id": batch_id})
 
     def transform(df: DataFrame) -> DataFrame:
-        return (df.select("*", *values)
-                .select(*df.columns,
-                        F.timestamp_micros(F.col("_ingested_micros").cast("long")
-                                           ).alias("ingested_at"),
-                        F.col("_ingest_batch_id").cast("long").alias("ingest_batch_id")))
+        return (df.transform(values)
+                .withColumn("ingested_at", F.timestamp_micros("ingested_at")))
 
     return transform
 
@@ -584,9 +607,10 @@ class StreamProcessor:
             rows = (self.spark.createDataFrame([progress], schemas.spark_schema(progress_table))
                     .transform(as_union_rows(progress_table)))
             if partials is not None:
-                rows = partials.withColumn("landing_version", F.lit(landing_version)
-                                           .cast("long")).unionByName(rows)
-            return rows.withColumn("ingest_batch_id", F.lit(batch_id).cast("long")).coalesce(1)
+                rows = partials.unionByName(rows)
+            return (rows.transform(with_batch_values({"landing_version": landing_version,
+                                                      "ingest_batch_id": batch_id}))
+                    .coalesce(1))
         schema = schemas.arrow_schema(self.domain.names.speed_rows)
         tables = [pa.Table.from_pylist([{"view_name": progress_table, **progress}], schema)]
         if partial_rows is not None:

@@ -2,8 +2,15 @@ import datetime as dt
 
 from pyspark.sql import functions as F
 
+import schemas
 from speed.clicks_stream import CLICKS
 from speed.stream import CACHE_COMPRESSED, StreamProcessor, StreamTotals, with_ingest_columns
+
+
+def compilations(spark):
+    """Spark's counter of generated classes compiled in this JVM."""
+    return (spark._jvm.org.apache.spark.metrics.source.CodegenMetrics
+            .METRIC_COMPILATION_TIME())
 
 
 def test_the_micro_batch_cache_is_uncompressed_while_the_query_runs_only(spark, settings,
@@ -20,8 +27,7 @@ def test_the_micro_batch_cache_is_uncompressed_while_the_query_runs_only(spark, 
 
 
 def test_ingest_columns_hold_the_micro_batch_values_in_code_compiled_once(spark):
-    compilations = (spark._jvm.org.apache.spark.metrics.source.CodegenMetrics
-                    .METRIC_COMPILATION_TIME())
+    compiled = compilations(spark)
 
     def ingest_columns(ingested_at: dt.datetime, batch_id: int) -> list[tuple]:
         rows = (spark.range(3).transform(with_ingest_columns(ingested_at, batch_id))
@@ -32,7 +38,38 @@ def test_ingest_columns_hold_the_micro_batch_values_in_code_compiled_once(spark)
     first = dt.datetime(2026, 12, 3, 9, 30, 1, 123456, tzinfo=dt.timezone.utc)
     micros = 1_796_290_201_123_456
     assert ingest_columns(first, 7) == [(1, micros, 7), (2, micros, 7)]
-    compiled = compilations.getCount()
+    count = compiled.getCount()
     later = first + dt.timedelta(seconds=2, microseconds=1)
-    assert ingest_columns(later, 8) == [(1, micros + 2_000_001, 8), (2, micros + 2_000_001, 8)]
-    assert compilations.getCount() == compiled  # the same code as the first micro-batch's
+    assert ingest_columns(later, 10) == [(1, micros + 2_000_001, 10), (2, micros + 2_000_001, 10)]
+    assert compiled.getCount() == count  # the same code as the first micro-batch's
+
+
+def test_speed_rows_written_by_spark_hold_the_batch_values_in_code_compiled_once(
+        spark, settings, tmp_path):
+    processor = StreamProcessor(CLICKS, spark, settings, str(tmp_path / "checkpoint"),
+                                StreamTotals())
+    now = dt.datetime(2026, 12, 3, 9, 30, tzinfo=dt.timezone.utc)
+    view = next(iter(CLICKS.speed_views))
+    partials = spark.createDataFrame(
+        [{"view_name": view, "article_id": "a1", "view_minute": now.replace(tzinfo=None),
+          "view_count": 3}], schemas.spark_schema("clicks_speed_rows"))
+
+    def speed_rows(batch_id, landing_version):
+        rows = processor._speed_rows(partials, None, batch_id, {"landed": 3}, landing_version,
+                                     now, 0.5, as_arrow=False)
+        return sorted((r.view_name, r.landing_version, r.ingest_batch_id, r.view_count,
+                       r.landed_count) for r in rows.collect())
+
+    compiled = compilations(spark)
+    try:
+        assert speed_rows(7, 41) == sorted([(view, 41, 7, 3, None),
+                                            (CLICKS.names.progress, 41, 7, None, 3)])
+        count = compiled.getCount()
+        assert speed_rows(12, 1_000_000_000_000) == sorted([
+            (view, 1_000_000_000_000, 12, 3, None),
+            (CLICKS.names.progress, 1_000_000_000_000, 12, None, 3)])
+        assert compiled.getCount() == count  # the same code as the first micro-batch's
+        assert speed_rows(13, None) == sorted([(view, None, 13, 3, None),
+                                               (CLICKS.names.progress, None, 13, None, 3)])
+    finally:
+        processor.close()
