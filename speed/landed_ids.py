@@ -83,16 +83,25 @@ class _SortedPairs:
 
     def contains(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
         """Which of the pairs are in the set, the pairs sorted by `h1` (sorted keys are looked
-        up several times faster than random ones: 30 ms against 120 ms for 500,000 in 500,000)."""
+        up several times faster than random ones: 30 ms against 120 ms for 500,000 in 500,000).
+
+        Where a first hash is found, the second is compared with the run's pair at that place
+        for all of them at once; only a first hash the run holds more than once (two ids
+        sharing a 64-bit hash: rare) is searched further, one by one. (One by one for every
+        found id, a micro-batch of 500,000 duplicates took 2.9 s here.)"""
         found = np.zeros(len(h1), dtype=bool)
         for s1, s2 in self.runs:
             if not len(s1):
                 continue
             left = np.searchsorted(s1, h1, "left")
-            for i in np.flatnonzero(s1[np.minimum(left, len(s1) - 1)] == h1):
-                # the same first hash: almost always the same pair
+            at = np.minimum(left, len(s1) - 1)
+            same_first = s1[at] == h1
+            found |= same_first & (s2[at] == h2)
+            after = np.minimum(at + 1, len(s1) - 1)
+            more = same_first & ~found & (after > at) & (s1[after] == h1)
+            for i in np.flatnonzero(more):  # the same first hash again further on
                 right = np.searchsorted(s1, h1[i], "right")
-                found[i] |= bool(np.any(s2[left[i]:right] == h2[i]))
+                found[i] = bool(np.any(s2[left[i]:right] == h2[i]))
         return found
 
 

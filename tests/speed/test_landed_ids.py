@@ -62,3 +62,13 @@ def test_repeated_pairs_are_the_pairs_that_occur_more_than_once():
     assert repeated_pairs(h1[[1, 3, 6]], h2[[1, 3, 6]]).shape == (0, 2)
     assert repeated_pairs(np.array([2, 2], dtype=np.int64),
                           np.array([-1, -1], dtype=np.int64)).tolist() == [[2, -1]]
+
+
+def test_ids_sharing_a_first_hash_are_told_apart_by_the_second(index):
+    index.add(np.array([5, 5, 3, 5, 9], dtype=np.int64),
+              np.array([1, 8, 2, 6, 4], dtype=np.int64), NOW.date())
+    index.add(np.array([5], dtype=np.int64), np.array([3], dtype=np.int64), NOW.date())
+    h1 = np.array([5, 5, 5, 5, 5, 3, 3, 9, 1, 2**62], dtype=np.int64)
+    h2 = np.array([8, 1, 6, 3, 7, 2, 6, 4, 1, 4], dtype=np.int64)
+    assert index.contains(h1, h2, NOW).tolist() == [True, True, True, True, False,
+                                                    True, False, True, False, False]
