@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # Spark is imported where its types are made: the serving layer needs no Spark
     from pyspark.sql import types as T
 
+MEASURE_TYPES = ("int", "long", "double", "decimal")  # of columns that can be measures
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
 
@@ -94,6 +95,13 @@ class TableSpec:
     def column_names(self) -> list[str]:
         """Column names in order."""
         return [c.name for c in self.columns]
+
+    @property
+    def measures(self) -> list[ColumnSpec]:
+        """The columns added up when rows of the same key are merged (a batch view's with its
+        speed part, a speed view's partial rows): the numeric ones outside the primary key."""
+        return [c for c in self.columns
+                if c.name not in self.primary_key and c.type.startswith(MEASURE_TYPES)]
 
 
 def available() -> list[str]:

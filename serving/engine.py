@@ -127,7 +127,6 @@ _SCHEMAS = {"main": "main", "batch": "batch", "speed": "speed", "reference": "re
 # A view file's other parameters: each domain's merged views, as a SQL list (`{tolls_views}`).
 _PARAMETERS = {f"{domain.name}_views": ", ".join(f"'{view}'" for view in domain.batch_views)
                for domain in DOMAINS}
-_MEASURE_TYPES = ("int", "long", "double", "decimal")  # a batch view's measures: added up
 
 
 def render_view_sql(view: str) -> str:
@@ -140,8 +139,7 @@ def render_view_sql(view: str) -> str:
     part = spec.speed_part
     if part is None:
         raise ValueError(f"{view}: a merged view's spec needs its speed_part")
-    measures = [c for c in spec.columns if c.name not in spec.primary_key
-                and c.type.startswith(_MEASURE_TYPES)]
+    measures = spec.measures
     keys = [c.name for c in spec.columns if c not in measures]
     text = resources.files("serving").joinpath("sql", "merged_view.sql").read_text()
     return text.format(

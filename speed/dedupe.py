@@ -5,12 +5,18 @@ An accepted record is a duplicate when its id (the event's key column: a toll's
 record (by Kafka partition, offset) of the same micro-batch. A duplicate is no longer accepted and
 gets a `duplicate_reason` starting with `duplicate:`, so it is counted and kept in quarantine,
 never landed, and so never counted twice in any view or alert.
+
+Pure functions: DataFrame -> DataFrame, and one on Arrow tables for the landed events the
+streaming job already holds in its driver (`without_duplicates`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -65,3 +71,18 @@ def mark_duplicates(duplicates: DataFrame) -> Callable[[DataFrame], DataFrame]:
                 .select(*records.columns, "duplicate_reason"))
 
     return transform
+
+
+def without_duplicates(landed: pa.Table, duplicates: Sequence[Mapping]) -> pa.Table:
+    """The rows of `landed` (accepted events in a landing table's columns, as Arrow) that are
+    not among `duplicates` (`DUPLICATES_SCHEMA` rows: Kafka `partition`, `offset`): what
+    `mark_duplicates` then `accepted_events` give, for rows already in the driver."""
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for row in duplicates:
+        offsets[row["partition"]].append(row["offset"])
+    partition = landed.column("kafka_partition").to_numpy()
+    offset = landed.column("kafka_offset").to_numpy()
+    drop = np.zeros(landed.num_rows, dtype=bool)
+    for number, listed in offsets.items():
+        drop |= (partition == number) & np.isin(offset, np.array(listed, dtype=np.int64))
+    return landed.filter(pa.array(~drop))

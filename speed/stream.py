@@ -23,7 +23,10 @@ lake, so a replay writes nothing twice.
 
 The duplicate look-up needs the batch's ids in the driver before anything is written, so the
 landed events and the partial rows are collected beside it as if the batch held no duplicate
-(almost always); when it holds one, they are collected again without it.
+(almost always). When it holds some, the landed events are that collect less the duplicates
+(by Kafka partition and offset, in the driver), and the partial rows that collect less the
+partial rows of the duplicates alone (partial rows are additive: `partial_rows_less`); where
+Spark commits them, they are computed again without the duplicates.
 
 The jobs themselves are `speed/tolls_stream.py` and `speed/clicks_stream.py` (their `main`).
 """
@@ -57,7 +60,12 @@ from lambdalake.config import Settings, ValidationSettings, load_settings
 from lambdalake.domains import Domain, same_names
 from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
-from speed.dedupe import DUPLICATES_SCHEMA, duplicate_records, mark_duplicates
+from speed.dedupe import (
+    DUPLICATES_SCHEMA,
+    duplicate_records,
+    mark_duplicates,
+    without_duplicates,
+)
 from speed.landed_ids import (
     HASH_COLUMNS,
     LandedIdIndex,
@@ -65,7 +73,7 @@ from speed.landed_ids import (
     id_hashes,
     repeated_pairs,
 )
-from speed.union_rows import as_union_rows
+from speed.union_rows import as_union_rows, partial_rows_less
 from speed.validate import (
     EventRules,
     Known,
@@ -162,6 +170,21 @@ class StreamTotals:
         self.landed += counts.get("landed", 0)
         self.quarantined += counts.get("quarantined", 0)
         self.duplicates += counts.get("duplicate", 0)
+
+
+def _then(future: Future, work: Callable[[Any], Any]) -> Future:
+    """A future of `work(future's result)`, run by whichever thread completes `future` (no
+    worker of its own)."""
+    result: Future = Future()
+
+    def done(finished: Future) -> None:
+        try:
+            result.set_result(work(finished.result()))
+        except BaseException as error:  # noqa: BLE001 (handed on to whoever waits on `result`)
+            result.set_exception(error)
+
+    future.add_done_callback(done)
+    return result
 
 
 def _stream_app_id(spark: SparkSession, checkpoint: str, query_name: str) -> str:
@@ -409,8 +432,10 @@ class StreamProcessor:
                 self._record_gaps(batch_id, keys, now, tag, clock)
             clock.lap("validate")
             duplicates = self._duplicates(validated, accepted, now)
-            records = (validated.transform(mark_duplicates(spark.createDataFrame(
-                duplicates, DUPLICATES_SCHEMA))) if duplicates else unique)
+            positions = (spark.createDataFrame(duplicates, DUPLICATES_SCHEMA) if duplicates
+                         else None)
+            records = (validated.transform(mark_duplicates(positions)) if positions is not None
+                       else unique)
             counts = {"landed": accepted.num_rows - len(duplicates),
                       "quarantined": keys.num_rows - accepted.num_rows,
                       "duplicate": len(duplicates)}
@@ -418,7 +443,10 @@ class StreamProcessor:
             clock.lap("duplicates")
             events = (records.transform(accepted_events(landing)) if duplicates else
                       unique_events)
-            guessed = {} if duplicates else guesses  # what the guesses assumed holds
+            # what the guesses assumed holds; with duplicates, the landed events' guess less them
+            guessed = (guesses if not duplicates else
+                       {landing: _then(guesses[landing], lambda table: without_duplicates(
+                           table, duplicates))} if landing in guesses else {})
             landing_write = (self.write(
                 guessed[landing] if landing in guessed and self._driver_commit(landing, landed)
                 else events, landing, tag, clock, landed)
@@ -436,6 +464,14 @@ class StreamProcessor:
             if landed:  # while the landing commit is written
                 if speed_rows in guessed and speed_rows_as_arrow:
                     partial_rows = guessed[speed_rows].result()
+                elif positions is not None and speed_rows in guesses and speed_rows_as_arrow:
+                    # the guess less the partial rows of the duplicates alone (few records)
+                    removed = collect_arrow(validated.join(
+                        F.broadcast(positions.select("partition", "offset")),
+                        ["partition", "offset"], "left_semi")
+                        .transform(accepted_events(landing)).transform(self.partials))
+                    partial_rows = partial_rows_less(guesses[speed_rows].result(), removed,
+                                                     domain.speed_views)
                 else:
                     partials = events.transform(self.partials)
                     if not speed_rows_as_arrow:  # Spark writes them too

@@ -2,13 +2,16 @@
 
 A union spec (`schemas/*.json` with `union_of`) lets a micro-batch write the partial rows of every
 speed view and its progress row in one Delta commit. `as_union_rows` shapes a member's rows into
-the union's columns; `member_rows` reads them back out.
+the union's columns; `member_rows` reads them back out. `partial_rows_less` works on such rows
+already collected as Arrow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -43,3 +46,36 @@ def member_rows(member: str) -> Callable[[DataFrame], DataFrame]:
         return df.where(is_member).select(*columns)
 
     return transform
+
+
+def partial_rows_less(rows: pa.Table, removed: pa.Table, members: Iterable[str]) -> pa.Table:
+    """The partial rows `rows` of speed views `members` (in their union table's columns, as
+    Arrow) less `removed`, the same views' partial rows over some of the same events: by key,
+    each member's measures (`TableSpec.measures`, which the serving layer adds up) minus those
+    of `removed`, and a key left with no event (every measure 0) dropped. Partial rows being
+    additive, this is the partial rows of the events less those, computed without them."""
+    measures: set[str] = set()
+    keys: set[str] = set()
+    for member in members:
+        spec = schemas.load(member)
+        own = {c.name for c in spec.measures}
+        measures |= own
+        keys |= set(spec.column_names) - own
+    if measures & keys:
+        raise ValueError(f"columns that are a measure of one view and a key of another: "
+                         f"{sorted(measures & keys)}")
+    names = rows.schema.names
+    summed = [n for n in names if n in measures]
+    grouped = [n for n in names if n not in measures]
+    negated = removed.select(names).cast(rows.schema)
+    for name in summed:
+        negated = negated.set_column(names.index(name), rows.schema.field(name),
+                                     pc.negate(negated.column(name)))
+    totals = (pa.concat_tables([rows, negated]).group_by(grouped, use_threads=False)
+              .aggregate([(name, "sum") for name in summed])
+              .rename_columns([*grouped, *summed]).select(names))
+    left = None
+    for name in summed:
+        some = pc.fill_null(pc.not_equal(totals.column(name), 0), False)
+        left = some if left is None else pc.or_(left, some)
+    return (totals if left is None else totals.filter(left)).cast(rows.schema)

@@ -1,7 +1,8 @@
+import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from speed.dedupe import duplicate_records, mark_duplicates
+from speed.dedupe import duplicate_records, mark_duplicates, without_duplicates
 
 SCHEMA = "transaction_id string, partition int, offset long, is_accepted boolean"
 
@@ -55,3 +56,19 @@ def test_duplicate_reasons_say_why(spark):
                           "micro-batch"),
         ("c", 4): (False, None),  # rejected by validation: not a duplicate, whatever its id
     }
+
+
+def test_landed_rows_in_the_driver_lose_exactly_the_duplicates_listed():
+    landed = pa.table({"transaction_id": ["a", "b", "b", "c", "e"],
+                       "kafka_partition": pa.array([0, 1, 0, 1, 1], pa.int32()),
+                       "kafka_offset": pa.array([10, 3, 11, 4, 10], pa.int64())})
+    duplicates = [{"partition": 1, "offset": 3, "duplicate_reason": "repeats"},
+                  {"partition": 1, "offset": 10, "duplicate_reason": "was already landed"},
+                  {"partition": 0, "offset": 99, "duplicate_reason": "not among these rows"}]
+    kept = without_duplicates(landed, duplicates)
+    # offset 10 is in both partitions, a duplicate in partition 1 only
+    assert kept.to_pylist() == [{"transaction_id": "a", "kafka_partition": 0, "kafka_offset": 10},
+                                {"transaction_id": "b", "kafka_partition": 0, "kafka_offset": 11},
+                                {"transaction_id": "c", "kafka_partition": 1, "kafka_offset": 4}]
+    assert without_duplicates(landed, []).equals(landed)
+    assert kept.schema == landed.schema
