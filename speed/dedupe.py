@@ -73,16 +73,23 @@ def mark_duplicates(duplicates: DataFrame) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
+def are_duplicates(partition: np.ndarray, offset: np.ndarray,
+                   duplicates: Sequence[Mapping]) -> np.ndarray:
+    """Which of the records at Kafka `partition`, `offset` (arrays of one length) are among
+    `duplicates` (`DUPLICATES_SCHEMA` rows), as a boolean array."""
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for row in duplicates:
+        offsets[row["partition"]].append(row["offset"])
+    found = np.zeros(len(partition), dtype=bool)
+    for number, listed in offsets.items():
+        found |= (partition == number) & np.isin(offset, np.array(listed, dtype=np.int64))
+    return found
+
+
 def without_duplicates(landed: pa.Table, duplicates: Sequence[Mapping]) -> pa.Table:
     """The rows of `landed` (accepted events in a landing table's columns, as Arrow) that are
     not among `duplicates` (`DUPLICATES_SCHEMA` rows: Kafka `partition`, `offset`): what
     `mark_duplicates` then `accepted_events` give, for rows already in the driver."""
-    offsets: dict[int, list[int]] = defaultdict(list)
-    for row in duplicates:
-        offsets[row["partition"]].append(row["offset"])
-    partition = landed.column("kafka_partition").to_numpy()
-    offset = landed.column("kafka_offset").to_numpy()
-    drop = np.zeros(landed.num_rows, dtype=bool)
-    for number, listed in offsets.items():
-        drop |= (partition == number) & np.isin(offset, np.array(listed, dtype=np.int64))
-    return landed.filter(pa.array(~drop))
+    return landed.filter(pa.array(~are_duplicates(landed.column("kafka_partition").to_numpy(),
+                                                  landed.column("kafka_offset").to_numpy(),
+                                                  duplicates)))

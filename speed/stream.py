@@ -62,6 +62,7 @@ from lambdalake.errors import LambdalakeError
 from lambdalake.spark import create_spark_session
 from speed.dedupe import (
     DUPLICATES_SCHEMA,
+    are_duplicates,
     duplicate_records,
     mark_duplicates,
     without_duplicates,
@@ -589,13 +590,10 @@ class StreamProcessor:
     def _index_landed(self, accepted: pa.Table, duplicates: list[Row],
                       now: dt.datetime) -> None:
         """Add the ids the micro-batch lands (accepted, not duplicates) to the landed-id index."""
-        keep = np.ones(accepted.num_rows, dtype=bool)
-        if duplicates:
-            where = {(p, o): i for i, (p, o) in enumerate(zip(
-                accepted.column("partition").to_pylist(), accepted.column("offset").to_pylist(),
-                strict=True))}
-            for row in duplicates:
-                keep[where[(row["partition"], row["offset"])]] = False
+        keep = ~are_duplicates(accepted.column("partition").to_numpy(),
+                               accepted.column("offset").to_numpy(), duplicates)
+        if accepted.num_rows - int(keep.sum()) != len(duplicates):
+            raise RuntimeError("duplicates that are not among the micro-batch's accepted records")
         h1, h2 = (accepted.column(c).to_numpy()[keep] for c in HASH_COLUMNS)
         self.landed_ids.add(h1, h2, now.date())
 
