@@ -8,6 +8,7 @@ single loopback address) and runs its controller on `kafka.local_controller_port
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,8 +35,33 @@ class BrokerStatus:
     detail: str
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_CHOSEN_PORT = 10000
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections and to binds of port 0."""
+    try:
+        low, high = (int(n) for n in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` now (for a private broker: tests, benchmarks)."""
+    """A TCP port free on `host` now (for a private broker: tests, benchmarks).
+
+    It is chosen below the kernel's ephemeral range where there is room, so that no outgoing
+    connection and no other listener on port 0 can take it between this call and the broker's
+    bind (a port the kernel handed out here once was taken so, and the broker failed to start).
+    """
+    ephemeral = _ephemeral_ports()
+    if ephemeral.start - _LOWEST_CHOSEN_PORT >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(200):
+            port = rng.randrange(_LOWEST_CHOSEN_PORT, ephemeral.start)
+            if _port_free(host, port):
+                return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

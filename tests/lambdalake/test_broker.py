@@ -29,3 +29,14 @@ def test_stale_pid_file_is_reported(base_settings, tmp_path):
     (tmp_path / "kafka" / "broker.pid").write_text("999999")
     status = broker.status(settings)
     assert not status.running and "stale pid file" in status.detail
+
+
+def test_free_port_is_bindable_and_outside_the_kernels_ephemeral_range():
+    ephemeral = broker._ephemeral_ports()
+    if ephemeral.start < 11000:
+        pytest.skip(f"this kernel's ephemeral ports start at {ephemeral.start}")
+    for _ in range(20):
+        port = broker.free_port()
+        assert port not in ephemeral  # no outgoing connection can take it before the broker
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
