@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,10 @@ KEEP = 3  # archives kept in the cache (one per JVM and classpath; the newest)
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
-def _java() -> str | None:
-    """The `java` pyspark launches: JAVA_HOME's, else the one on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    return str(Path(home) / "bin" / "java") if home else shutil.which("java")
-
-
 def _java_identity() -> str:
     """The JVM pyspark launches: its real path and its module image's size and time, which
     change with any update of the JDK (no JVM is started)."""
-    java = _java()
+    java = jvm.java_executable()
     if java is None:
         return "no java"
     real = Path(os.path.realpath(java))
@@ -53,7 +46,7 @@ def _java_identity() -> str:
 def _usable(archive: Path) -> bool:
     """Whether a JVM starts with the archive (a damaged one makes it crash, not ignore it)."""
     with tempfile.TemporaryDirectory() as crash_reports:  # where a crash writes hs_err_*.log
-        run = subprocess.run([_java() or "java", f"-XX:SharedArchiveFile={archive}",
+        run = subprocess.run([jvm.java_executable() or "java", f"-XX:SharedArchiveFile={archive}",
                               *QUIET.split(), "-version"], capture_output=True, timeout=60,
                              cwd=crash_reports)
     return run.returncode == 0

@@ -21,6 +21,7 @@ def _setup(settings: Settings, _args: argparse.Namespace) -> int:
     from lambdalake import class_archive, jvm
 
     jvm.fetch(settings)
+    jvm.check_java()  # the class archive's warm-up runs a local Spark job
     class_archive.build(settings)
     versions = jvm.pinned_versions()
     print(f"lambdalake: ready (Spark {versions['spark']}, Delta Lake {versions['delta']}, "

@@ -8,6 +8,8 @@ after a hash of the pom, so changing a pin fetches afresh and never mixes versio
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +21,9 @@ from lambdalake.errors import LambdalakeError
 
 PROFILES = ("spark", "kafka")
 _DONE = ".complete"
+# the Java releases the pinned Spark line (3.5) runs on; the project is tested on 17. From Java 23
+# on, Spark 3.5's Hadoop client fails at start (`getSubject is not supported`).
+SUPPORTED_JAVA = (11, 17, 21)
 
 
 def _pom_text() -> str:
@@ -69,6 +74,43 @@ def jars(settings: Settings, profile: str) -> list[str]:
             "run `make setup` (or `lambdalake setup`) once while Maven Central is reachable"
         )
     return sorted(str(p) for p in cache_folder(settings, profile).glob("*.jar"))
+
+
+def java_executable() -> str | None:
+    """The `java` pyspark launches: JAVA_HOME's, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else shutil.which("java")
+
+
+def java_major_version(java: str) -> int | None:
+    """The major version of the JDK a `java` belongs to, from the JDK's `release` file (no JVM
+    is started); None when it cannot be told."""
+    try:
+        release = (Path(os.path.realpath(java)).parent.parent / "release").read_text()
+    except OSError:
+        return None
+    found = re.search(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', release, re.MULTILINE)
+    if found is None:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0_392" is Java 8
+
+
+def check_java() -> None:
+    """Refuse in one line a Java that local Spark jobs cannot start on, before its JVM would
+    print a stack trace; a Java whose version cannot be told is let through."""
+    java = java_executable()
+    if java is None or not Path(java).exists():
+        where = (f"JAVA_HOME is {os.environ['JAVA_HOME']}, which has no bin/java"
+                 if os.environ.get("JAVA_HOME") else "no `java` on PATH")
+        raise LambdalakeError(f"{where}: install Java 17 (or 11, 21) or point JAVA_HOME at one")
+    major = java_major_version(java)
+    if major is not None and major not in SUPPORTED_JAVA:
+        spark = pinned_versions()["spark"]
+        raise LambdalakeError(
+            f"{java} is Java {major}, and Spark {spark} runs on Java "
+            f"{', '.join(map(str, SUPPORTED_JAVA))} (tested on 17): point JAVA_HOME at one of those"
+        )
 
 
 def fetch(settings: Settings, log: bool = True) -> None:

@@ -123,6 +123,8 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
 
 def create_spark_session(settings: Settings, app_name: str) -> SparkSession:
     """Create (or get) the SparkSession with Delta, Kafka and lambdalake's settings."""
+    if not under_spark_submit():
+        jvm.check_java()  # pyspark is about to launch the driver JVM
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name).items():
         builder = builder.config(key, value)

@@ -52,3 +52,16 @@ def test_the_young_generation_is_768_mib_or_a_quarter_of_a_smaller_heap():
     assert driver_young_option("8g") == "-XX:MaxNewSize=768m"
     assert driver_young_option("2g") == "-XX:MaxNewSize=512m"
     assert driver_young_option("1g") == "-XX:MaxNewSize=256m"
+
+
+def test_the_factory_refuses_a_java_spark_cannot_start_on_before_launching_it(
+        tmp_path, monkeypatch, base_settings):
+    from lambdalake.spark import create_spark_session
+
+    jdk = tmp_path / "jdk"
+    (jdk / "bin").mkdir(parents=True)
+    (jdk / "bin" / "java").write_text("")
+    (jdk / "release").write_text('JAVA_VERSION="25.0.3"\n')
+    monkeypatch.setenv("JAVA_HOME", str(jdk))
+    with pytest.raises(LambdalakeError, match="is Java 25"):
+        create_spark_session(base_settings, "never-started")
