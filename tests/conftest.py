@@ -30,6 +30,17 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return load_settings(env)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spark_local_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Spark's scratch folders (each driver's copy of the jars, its block files) in the run's
+    temporary folder, for this process and the jobs it starts: a job a fault test kills cannot
+    remove its own, and they piled up in /tmp at 13 MB a killed job."""
+    folder = tmp_path_factory.mktemp("spark-local")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPARK_LOCAL_DIRS", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def spark(base_settings: Settings):
     """The one SparkSession of the test run (local[2], UI off, few shuffle partitions)."""
