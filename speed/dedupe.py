@@ -6,8 +6,8 @@ record (by Kafka partition, offset) of the same micro-batch. A duplicate is no l
 gets a `duplicate_reason` starting with `duplicate:`, so it is counted and kept in quarantine,
 never landed, and so never counted twice in any view or alert.
 
-Pure functions: DataFrame -> DataFrame, and one on Arrow tables for the landed events the
-streaming job already holds in its driver (`without_duplicates`).
+Pure functions: DataFrame -> DataFrame, and on Arrow tables for a micro-batch the streaming job
+already holds in its driver (`duplicates_in_driver`, `without_duplicates`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from speed.landed_ids import HASH_COLUMNS
 
 DUPLICATE_PREFIX = "duplicate:"
 
@@ -58,6 +60,41 @@ def duplicate_records(landed_ids: DataFrame, id_column: str = "transaction_id"
                 .select("p.partition", "p.offset", "duplicate_reason"))
 
     return transform
+
+
+def duplicates_in_driver(accepted: pa.Table, was_landed: np.ndarray, landed: pa.Table,
+                         id_column: str) -> list[dict]:
+    """What `duplicate_records` finds, for a micro-batch the driver holds: rows in
+    `DUPLICATES_SCHEMA`, as dicts. `accepted` has the accepted records' Kafka `partition`,
+    `offset` and id hashes (`HASH_COLUMNS`), `was_landed` beside them whether the landed-id index
+    holds each id, `landed` the same records in a landing table's columns (`kafka_partition`,
+    `kafka_offset`, `id_column`), for the ids the reasons name. Records with equal id hashes are
+    taken for records with equal ids, as the landed-id index takes them."""
+    partition = accepted.column("partition").to_numpy()
+    offset = accepted.column("offset").to_numpy()
+    h1, h2 = (accepted.column(c).to_numpy() for c in HASH_COLUMNS)
+    # by id, then Kafka position: all records of a landed id are duplicates, and of the others
+    # all but the first of each id
+    order = np.lexsort((offset, partition, h2, h1))
+    s1, s2 = h1[order], h2[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (s1[1:] != s1[:-1]) | (s2[1:] != s2[:-1])
+    found = np.sort(order[was_landed[order] | ~first])
+    # the row of `landed` holding each accepted record, matched by Kafka position
+    landed_partition = landed.column("kafka_partition").to_numpy()
+    landed_offset = landed.column("kafka_offset").to_numpy()
+    by_position = np.lexsort((offset, partition))
+    landed_by_position = np.lexsort((landed_offset, landed_partition))
+    if not (np.array_equal(partition[by_position], landed_partition[landed_by_position])
+            and np.array_equal(offset[by_position], landed_offset[landed_by_position])):
+        raise ValueError("the landed rows are not the micro-batch's accepted records")
+    row = np.empty(len(order), dtype=np.int64)
+    row[by_position] = landed_by_position
+    ids = landed.column(id_column).take(pa.array(row[found])).to_pylist()
+    return [{"partition": p, "offset": o, "duplicate_reason": f"{DUPLICATE_PREFIX} {id_column} {i} "
+             + ("was already landed" if w else "repeats an earlier record of this micro-batch")}
+            for p, o, i, w in zip(partition[found].tolist(), offset[found].tolist(), ids,
+                                  was_landed[found].tolist(), strict=True)]
 
 
 def mark_duplicates(duplicates: DataFrame) -> Callable[[DataFrame], DataFrame]:

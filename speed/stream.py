@@ -23,8 +23,10 @@ lake, so a replay writes nothing twice.
 
 The duplicate look-up needs the batch's ids in the driver before anything is written, so the
 landed events and the partial rows are collected beside it as if the batch held no duplicate
-(almost always). When it holds some, the landed events are that collect less the duplicates
-(by Kafka partition and offset, in the driver), and the partial rows that collect less the
+(almost always). When it holds some, they are found in the driver too, from the collected
+landed events and the id hashes (`duplicates_in_driver`: no Spark job), the landed events are
+that collect less the duplicates (by Kafka partition and offset), and the partial rows that
+collect less the
 partial rows of the duplicates alone (partial rows are additive: `partial_rows_less`); where
 Spark commits them, they are computed again without the duplicates.
 
@@ -64,6 +66,7 @@ from speed.dedupe import (
     DUPLICATES_SCHEMA,
     are_duplicates,
     duplicate_records,
+    duplicates_in_driver,
     mark_duplicates,
     without_duplicates,
 )
@@ -432,7 +435,7 @@ class StreamProcessor:
             if not self.settings.kafka.fail_on_data_loss and names.gaps not in done:
                 self._record_gaps(batch_id, keys, now, tag, clock)
             clock.lap("validate")
-            duplicates = self._duplicates(validated, accepted, now)
+            duplicates = self._duplicates(validated, accepted, now, guesses.get(landing))
             positions = (spark.createDataFrame(duplicates, DUPLICATES_SCHEMA) if duplicates
                          else None)
             records = (validated.transform(mark_duplicates(positions)) if positions is not None
@@ -563,24 +566,29 @@ class StreamProcessor:
               f"{self.settings.validation.duplicate_window_days} days{said} (landing "
               f"v{landing_version}) in {time.monotonic() - began:.1f}s", flush=True)
 
-    def _duplicates(self, validated: DataFrame, accepted: pa.Table,
-                    now: dt.datetime) -> list[Row]:
+    def _duplicates(self, validated: DataFrame, accepted: pa.Table, now: dt.datetime,
+                    landed_guess: Future | None) -> list[Row] | list[dict]:
         """The micro-batch's duplicate records (`DUPLICATES_SCHEMA` rows). The accepted records'
         id hashes are looked up in the landed-id index and among themselves; only when some id
-        was landed or repeats (rare) does `duplicate_records` run, on those records alone."""
+        was landed or repeats (rare) are they found: in the driver, from the landed events
+        collected beside (`landed_guess`, a future of them as Arrow) when there is that
+        collect, else by `duplicate_records` on those records alone."""
         h1, h2 = (accepted.column(c).to_numpy() for c in HASH_COLUMNS)
         was_landed = self.landed_ids.contains(h1, h2, now)
+        repeated = repeated_pairs(h1, h2)
+        if not was_landed.any() and not len(repeated):
+            return []
+        id_column = self.domain.id_column
+        if landed_guess is not None:  # no Spark job (about 0.6 s even for a few duplicates)
+            return duplicates_in_driver(accepted, was_landed, landed_guess.result(), id_column)
         suspects = {(int(a), int(b)): True for a, b in zip(h1[was_landed], h2[was_landed],
                                                             strict=True)}
-        for a, b in repeated_pairs(h1, h2):
+        for a, b in repeated:
             suspects.setdefault((int(a), int(b)), False)
-        if not suspects:
-            return []
         spark = self.spark
         hashes = spark.createDataFrame([(a, b, landed) for (a, b), landed in suspects.items()],
                                        f"{HASH_COLUMNS[0]} long, {HASH_COLUMNS[1]} long, "
                                        "was_landed boolean")
-        id_column = self.domain.id_column
         suspect = (validated.select("*", *id_hashes(id_column))
                    .join(F.broadcast(hashes), list(HASH_COLUMNS)))
         landed_ids = suspect.where("was_landed").select(id_column).distinct()
