@@ -145,8 +145,10 @@ def _server_properties(settings: Settings, host: str, port: int, data: Path) -> 
 
 
 def _java(classpath: list[str], main: str, *args: str, logs: Path, heap: str) -> list[str]:
+    """The broker's command line: the `java` of JAVA_HOME, else of PATH (as Kafka's own scripts
+    and the Spark jobs choose it)."""
     log4j = resources.files("lambdalake.resources").joinpath("kafka-log4j.properties")
-    return ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
+    return [jvm.java_executable() or "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
             f"-Dlog4j.configuration=file:{log4j}", f"-Dkafka.logs.dir={logs}",
             "-cp", os.pathsep.join(classpath), main, *args]
 

@@ -40,3 +40,12 @@ def test_free_port_is_bindable_and_outside_the_kernels_ephemeral_range():
         assert port not in ephemeral  # no outgoing connection can take it before the broker
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_the_broker_runs_the_java_of_java_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    command = broker._java(["a.jar"], "kafka.Kafka", "server.properties", logs=tmp_path,
+                           heap="128m")
+    assert command[0] == str(tmp_path / "jdk" / "bin" / "java")
+    monkeypatch.delenv("JAVA_HOME")
+    assert broker._java(["a.jar"], "kafka.Kafka", logs=tmp_path, heap="128m")[0].endswith("java")
