@@ -26,9 +26,8 @@ landed events and the partial rows are collected beside it as if the batch held 
 (almost always). When it holds some, they are found in the driver too, from the collected
 landed events and the id hashes (`duplicates_in_driver`: no Spark job), the landed events are
 that collect less the duplicates (by Kafka partition and offset), and the partial rows that
-collect less the
-partial rows of the duplicates alone (partial rows are additive: `partial_rows_less`); where
-Spark commits them, they are computed again without the duplicates.
+collect less the partial rows of the duplicates alone (partial rows are additive:
+`partial_rows_less`); where Spark commits them, they are computed again without the duplicates.
 
 The jobs themselves are `speed/tolls_stream.py` and `speed/clicks_stream.py` (their `main`).
 """
@@ -595,7 +594,7 @@ class StreamProcessor:
         return (suspect.select(*validated.columns)
                 .transform(duplicate_records(landed_ids, id_column)).collect())
 
-    def _index_landed(self, accepted: pa.Table, duplicates: list[Row],
+    def _index_landed(self, accepted: pa.Table, duplicates: list[Row] | list[dict],
                       now: dt.datetime) -> None:
         """Add the ids the micro-batch lands (accepted, not duplicates) to the landed-id index."""
         keep = ~are_duplicates(accepted.column("partition").to_numpy(),
