@@ -109,10 +109,13 @@ def build(settings: Settings, log: bool = True) -> Path | None:
 
 def _warm_up(settings: Settings) -> None:
     """What the archive records: the classes of a streaming job's start-up (session, the
-    tables' creation, the state load) and of a small Delta write and read, on a temporary
-    lake."""
+    tables' creation, the state load) on a new lake, then of a Spark Delta write of one landed
+    event and of the state load that reads it (a restart on a lake with events), on a
+    temporary lake."""
     import datetime as dt
 
+    import schemas
+    from lambdalake import lake
     from lambdalake.spark import create_spark_session
     from speed.stream import StreamProcessor, StreamTotals
     from speed.tolls_stream import TOLLS
@@ -121,13 +124,19 @@ def _warm_up(settings: Settings) -> None:
         settings = settings.replace(lake={"root": f"{root}/lake"},
                                     checkpoint={"root": f"{root}/checkpoints"})
         spark = create_spark_session(settings, "lambdalake-class-archive")
-        processor = StreamProcessor(TOLLS, spark, settings, f"{root}/checkpoints/x",
-                                    StreamTotals())
-        try:
-            processor.ensure_tables()
-            processor.prepare(dt.datetime.now(dt.timezone.utc))
-        finally:
-            processor.close()
+        landing = TOLLS.names.landing
+        for start in ("new lake", "with an event"):
+            if start == "with an event":  # the tables created by delta-rs hold no event yet
+                schema = schemas.spark_schema(landing)
+                lake.write_tagged(spark.createDataFrame([_sample_row(schema)], schema),
+                                  lake.table_path(settings, landing), "append", "warm-up")
+            processor = StreamProcessor(TOLLS, spark, settings, f"{root}/checkpoints/x",
+                                        StreamTotals())
+            try:
+                processor.ensure_tables()
+                processor.prepare(dt.datetime.now(dt.timezone.utc))
+            finally:
+                processor.close()
         gateway = spark.sparkContext._gateway
         spark.stop()
         # the JVM writes the archive as it exits: close its stdin (it exits) and wait for it
@@ -135,6 +144,18 @@ def _warm_up(settings: Settings) -> None:
         if gateway.proc.wait(timeout=600) != 0:
             raise RuntimeError(f"the JVM exited with {gateway.proc.returncode} while writing "
                                "the class archive")
+
+
+def _sample_row(schema) -> dict:  # noqa: ANN001 (a Spark StructType)
+    """A row of `schema` with a value of its type in every column."""
+    import datetime as dt
+    from decimal import Decimal
+
+    now = dt.datetime.now(dt.timezone.utc)
+    samples = {"string": "x", "long": 1, "int": 1, "double": 1.0, "boolean": False,
+               "timestamp": now, "date": now.date()}
+    return {f.name: Decimal(1) if f.dataType.typeName() == "decimal" else
+            samples[f.dataType.typeName().replace("integer", "int")] for f in schema}
 
 
 def main() -> int:

@@ -9,8 +9,8 @@ first time it reaches one of them, after printing `fault: SIGKILL at <point>`. P
 - `speed:after-writes`: every write of the micro-batch is made, Spark has not recorded it;
 - `batch:after-view-write`: a batch run has overwritten one view, published nothing;
 - `create:<table>`: the creation of `<table>` has begun and its first commit is not yet
-  made (a local lake only; the kill comes the moment its first commit's temporary file shows
-  up in its `_delta_log`, which is the state a kill during creation leaves behind).
+  made (a local lake only: its `_delta_log` folder is made, then the kill; the state a kill
+  during creation leaves behind).
 
 A test hook, documented for operators who want to see the recovery for themselves; a disarmed
 point costs one look-up of an environment variable.
@@ -20,12 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from lambdalake.config import local_path
+from pathlib import Path
 
 ENV = "LAMBDALAKE_FAULT_KILL_AT"
 
@@ -51,31 +46,13 @@ def kill_point(point: str) -> None:
         kill_now(point)
 
 
-@contextmanager
-def killed_during_creation(table: str, path: str) -> Iterator[None]:
-    """Around the creation of `table` at `path`: if `create:<table>` is armed, SIGKILL the job
-    as soon as the table's first commit is being written (its temporary file exists)."""
+def killed_during_creation(table: str, log: Path) -> None:
+    """Before table `table` is created at the folder whose Delta log is `log`: if
+    `create:<table>` is armed, make that log folder, as the writer's first step does, and SIGKILL
+    the job before any commit, leaving the table half created. (delta-rs writes its first
+    commit and renames it into place within a millisecond, holding Python's lock: too quick to
+    catch in the act, as a watcher thread once caught Spark's writer.)"""
     point = f"create:{table}"
-    folder = local_path(path)
-    if not armed(point) or folder is None:
-        yield
-        return
-    log = folder / "_delta_log"
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            try:
-                if any(name.endswith(".tmp") for name in os.listdir(log)):
-                    kill_now(point)
-            except FileNotFoundError:
-                time.sleep(0.0005)
-
-    watcher = threading.Thread(target=watch, name="lambdalake-fault", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
-        print(f"fault: {point} armed, but the creation finished before the kill", flush=True)
+    if armed(point):
+        log.mkdir(parents=True, exist_ok=True)
+        kill_now(point)

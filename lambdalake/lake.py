@@ -137,11 +137,43 @@ def repair_half_created(spark: SparkSession, path: str) -> bool:
 def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
     """Create table `name` empty with its spec's schema if it does not exist; return its path.
     A half-created table (its creation killed before the first commit) is created again, and a
-    table created before its spec gained a column gets it (`add_missing_columns`)."""
+    table created before its spec gained a column gets it (`add_missing_columns`).
+
+    On a local lake delta-rs creates it, from this process, without Spark (on an object store,
+    Spark does): the same first commit (schema, partition columns, protocol), and a streaming
+    job on a local lake then never loads Delta's Spark machinery unless it reads a table with
+    rows (its cold start 6 s shorter; BENCHMARKS.md, session 36).
+    """
+    path = table_path(settings, name)
+    folder = local_path(path)
+    if folder is not None:
+        _create_with_delta_rs(spark, name, path, folder)
+    else:
+        _create_with_spark(spark, name, path)
+    add_missing_columns(spark, path, name)
+    return path
+
+
+def _create_with_delta_rs(spark: SparkSession, name: str, path: str, folder: Path) -> None:
+    from deltalake import DeltaTable as RustDeltaTable
+    from deltalake.exceptions import DeltaError
+
+    repair_half_created(spark, path)
+    if (folder / "_delta_log").exists():
+        return  # a table with a commit
+    faults.killed_during_creation(name, folder / "_delta_log")
+    try:
+        RustDeltaTable.create(delta_uri(path), schemas.arrow_schema(name), mode="ignore",
+                              partition_by=list(schemas.load(name).partition_by) or None)
+    except DeltaError:  # another process's first commit came first: that table stands
+        if is_half_created(spark, path) or not (folder / "_delta_log").exists():
+            raise
+
+
+def _create_with_spark(spark: SparkSession, name: str, path: str) -> None:
     from delta.tables import DeltaTable
     from pyspark.errors import AnalysisException
 
-    path = table_path(settings, name)
     spec = schemas.load(name)
 
     def create() -> None:
@@ -152,21 +184,18 @@ def ensure_table(spark: SparkSession, settings: Settings, name: str) -> str:
         builder.execute()
 
     try:
-        with faults.killed_during_creation(name, path):
-            create()
+        create()
     except AnalysisException:  # DELTA_TABLE_NOT_FOUND on a log without a commit
         if not repair_half_created(spark, path):
             raise
         create()
-    add_missing_columns(spark, path, name)
-    return path
 
 
 def add_missing_columns(spark: SparkSession, path: str, name: str) -> list[str]:
     """Add to the Delta table at `path` the columns its spec has and it lacks (an additive
     change of the spec: rows written before it read as null there); return their names. A
     missing column the spec requires cannot be added that way: one line saying so."""
-    present = {f.name for f in spark.read.format("delta").load(path).schema}
+    present = set(_column_names(spark, path))
     missing = [c for c in schemas.load(name).columns if c.name not in present]
     if not missing:
         return []
@@ -181,6 +210,17 @@ def add_missing_columns(spark: SparkSession, path: str, name: str) -> list[str]:
     print(f"lake: {name}: added column(s) {', '.join(c.name for c in missing)} (new in its "
           "spec; null in the rows written before)", flush=True)
     return [c.name for c in missing]
+
+
+def _column_names(spark: SparkSession, path: str) -> list[str]:
+    """The column names of the Delta table at `path`: read by delta-rs where it can open the
+    table (no Spark job), else by Spark."""
+    try:
+        from deltalake import DeltaTable as RustDeltaTable
+
+        return RustDeltaTable(delta_uri(path)).schema().to_arrow().names
+    except Exception:  # noqa: BLE001 (e.g. object-store credentials only Spark has)
+        return spark.read.format("delta").load(path).schema.names
 
 
 def write_tagged(df: DataFrame, path: str, mode: str, tag: str) -> None:
@@ -247,6 +287,15 @@ class CommitLog:
         rows = DeltaTable.forPath(self.spark, self.path).history(depth).select(
             "version", "userMetadata")
         return [(int(r[0]), r[1]) for r in rows.collect()]
+
+    def holds_files(self, version: int) -> bool | None:
+        """Whether the table at `version` has any data file, by delta-rs (None when it cannot
+        open the table): False means that version holds no row, told without Spark."""
+        if self._table() is None:
+            return None
+        from deltalake import DeltaTable as RustDeltaTable
+
+        return bool(RustDeltaTable(delta_uri(self.path), version=version).file_uris())
 
     def can_append(self) -> bool:
         """Whether `append` can write this table: a table on a local filesystem that delta-rs
@@ -324,6 +373,20 @@ def column_values(settings: Settings, name: str, column: str) -> frozenset | Non
     if table is None:
         return None
     return frozenset(arrow_table(table, [column]).column(0).to_pylist())
+
+
+def table_rows(spark: SparkSession, settings: Settings, name: str,
+               columns: list[str]) -> list[tuple]:
+    """`columns` of every row of table `name` as tuples (none when it is missing): for a small
+    table, read by delta-rs where it opens the table (no Spark job), else by Spark."""
+    try:
+        table = open_table(settings, name)
+    except Exception:  # noqa: BLE001 (e.g. object-store credentials only Spark has)
+        return [tuple(row) for row in
+                read_table(spark, settings, name).select(*columns).collect()]
+    if table is None:
+        return []
+    return [tuple(row.values()) for row in arrow_table(table, columns).to_pylist()]
 
 
 def arrow_table(table, columns: list[str]):  # noqa: ANN001, ANN201 (deltalake, pyarrow types)

@@ -121,12 +121,14 @@ class LandedIdIndex:
     def _first_date(self, now: dt.datetime) -> dt.date:
         return (now - dt.timedelta(days=self.window_days)).date()
 
-    def load(self, landing: DataFrame, now: dt.datetime) -> int:
+    def load(self, landing: DataFrame | None, now: dt.datetime) -> int:
         """Fill the index from the landing zone (read at the version before the next
-        micro-batch); return how many ids it holds."""
+        micro-batch; None when it holds no event then); return how many ids it holds."""
+        self.by_date = {}
+        if landing is None:
+            return 0
         rows = collect_arrow(landing.where(F.col(DATE) >= F.lit(self._first_date(now)))
                              .select(DATE, *id_hashes(self.id_column)))
-        self.by_date = {}
         if rows.num_rows:
             dates = rows.column(DATE).to_numpy(zero_copy_only=False)
             h1 = rows.column(HASH_COLUMNS[0]).to_numpy()

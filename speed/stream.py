@@ -112,8 +112,9 @@ class Extension(Protocol):
 
     tables: tuple[str, ...]  # the tables it writes (tagged like the job's own)
 
-    def load(self, landing: DataFrame, landing_version: int) -> str:
-        """Rebuild its state from the lake as of `landing_version`; say what it loaded."""
+    def load(self, landing: DataFrame | None, landing_version: int) -> str:
+        """Rebuild its state from the lake as of `landing_version` (`landing`, the landing
+        zone then; None when it held no event); say what it loaded."""
 
     def plan(self, partial_rows: pa.Table) -> Any:  # noqa: ANN401 (the extension's own)
         """Work out from a micro-batch's partial rows what to do, before the landing commit is
@@ -192,7 +193,7 @@ def _then(future: Future, work: Callable[[Any], Any]) -> Future:
 
 def _stream_app_id(spark: SparkSession, checkpoint: str, query_name: str) -> str:
     """The streaming query's id, stable for the life of its checkpoint."""
-    text = spark.read.text(f"{checkpoint}/metadata").first()[0]
+    text = lake.read_text(spark, f"{checkpoint}/metadata")  # no Spark job
     return f"lambdalake-{query_name}-{json.loads(text)['id']}"
 
 
@@ -556,8 +557,12 @@ class StreamProcessor:
         commit before the micro-batch about to be processed): the landed ids of the duplicate
         window, and the extension's state."""
         began = time.monotonic()
-        landing = lake.read_table(self.spark, self.settings, self.domain.names.landing,
-                                  landing_version)
+        name = self.domain.names.landing
+        # a landing zone with no event then (a new lake) is told by delta-rs: no Spark job,
+        # which on a new lake would be the job's first use of Delta's Spark machinery (4-5 s
+        # of a cold JVM; BENCHMARKS.md, session 36)
+        landing = (None if self.logs[name].holds_files(landing_version) is False else
+                   lake.read_table(self.spark, self.settings, name, landing_version))
         count = self.landed_ids.load(landing, now)
         said = ("" if self.extension is None else
                 f" and {self.extension.load(landing, landing_version)}")

@@ -50,7 +50,7 @@ class TollsAlerts:
             self.producer.close()
             self.producer = None
 
-    def load(self, landing: DataFrame, landing_version: int) -> str:
+    def load(self, landing: DataFrame | None, landing_version: int) -> str:
         """Rebuild the alert state as of `landing_version`."""
         self.alert_state, source = self._load_alert_state(landing, landing_version)
         return f"the spend of {len(self.alert_state.spend)} customer-months ({source})"
@@ -84,19 +84,21 @@ class TollsAlerts:
         raised = [(d.customer_id, d.month, d.threshold) for d in due]
         return due, lambda: state.advance(totals, thresholds, raised)
 
-    def _load_alert_state(self, landing: DataFrame, landing_version: int
+    def _load_alert_state(self, landing: DataFrame | None, landing_version: int
                           ) -> tuple[alerts.AlertState, str]:
         """Spend per customer-month over `landing` (the landing zone as of `landing_version`,
-        before the micro-batch being processed) and the alerts raised so far; with where the
-        spend came from."""
-        spark, settings = self.spark, self.settings
-        spend_rows, source = self._published_spend(landing_version)
+        before the micro-batch being processed; None when it held no event) and the alerts
+        raised so far; with where the spend came from."""
+        if landing is None:  # no spend, told without a Spark job
+            spend_rows, source = [], "nothing landed yet"
+        else:
+            spend_rows, source = self._published_spend(landing_version)
         if spend_rows is None:  # no batch run published yet, or one past this version
             month = F.trunc("event_time", "month")
             spend_rows = landing.groupBy("customer_id", month).agg(F.sum("amount")).collect()
             source = "spend from the whole landing zone"
-        raised = (lake.read_table(spark, settings, ALERTS)
-                  .select("customer_id", "month", "threshold").collect())
+        raised = lake.table_rows(self.spark, self.settings, ALERTS,
+                                 ["customer_id", "month", "threshold"])
         return (alerts.AlertState(spend={(r[0], r[1]): r[2] for r in spend_rows},
                                   alerted={(r[0], r[1], r[2]) for r in raised}), source)
 
