@@ -384,7 +384,7 @@ def table_rows(spark: SparkSession, settings: Settings, name: str,
     except Exception:  # noqa: BLE001 (e.g. object-store credentials only Spark has)
         return [tuple(row) for row in
                 read_table(spark, settings, name).select(*columns).collect()]
-    if table is None:
+    if table is None or not table.file_uris():  # no query engine started for no rows
         return []
     return [tuple(row.values()) for row in arrow_table(table, columns).to_pylist()]
 

@@ -322,7 +322,8 @@ class StreamProcessor:
         # applies them
         self.reference_versions: dict[str, int | None] | None = None
         self.validate: Callable[[DataFrame], DataFrame] | None = None
-        self.quarantined: Callable[[DataFrame], DataFrame] | None = None
+        self.rules: EventRules | None = None
+        self.quarantined: Callable[[DataFrame], DataFrame] | None = None  # built when needed
         self.partials = speed_partials(domain.speed_views)
         self.landed_ids = LandedIdIndex(domain.id_column,
                                         settings.validation.duplicate_window_days)
@@ -458,7 +459,7 @@ class StreamProcessor:
             writes += [landing_write] if landing_write is not None else []
             rejected = counts["quarantined"] + counts["duplicate"]
             if rejected and quarantine not in done:
-                writes.append(self.write(records.transform(self.quarantined).coalesce(1),
+                writes.append(self.write(records.transform(self._quarantined()).coalesce(1),
                                          quarantine, tag, clock, rejected))
             if landed:
                 self._index_landed(accepted, duplicates, now)
@@ -549,8 +550,16 @@ class StreamProcessor:
                 flush=True)
         rules = self.domain.rules(self.settings.validation, known)
         self.validate = validate_records(rules)
-        self.quarantined = quarantined_records(rules)
+        self.rules, self.quarantined = rules, None
         self.reference_versions = versions
+
+    def _quarantined(self) -> Callable[[DataFrame], DataFrame]:
+        """The transformation giving the quarantine rows of a micro-batch's rejected records,
+        built the first time one has any: its reasons take some 300 py4j calls (0.2-0.3 s on
+        a cold JVM), which a start whose records are all accepted does not pay."""
+        if self.quarantined is None:
+            self.quarantined = quarantined_records(self.rules)
+        return self.quarantined
 
     def _load_state(self, landing_version: int, now: dt.datetime) -> None:
         """What the job keeps in memory, rebuilt from the lake as of `landing_version` (the

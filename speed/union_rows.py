@@ -27,8 +27,10 @@ def as_union_rows(member: str) -> Callable[[DataFrame], DataFrame]:
     own = set(schemas.load(member).column_names)
     columns = [F.lit(member).alias(c.name) if c.name == "view_name"
                else (F.col(c.name) if c.name in own else F.lit(None))
-               .cast(schemas.spark_type(c.type)).alias(c.name)
-               for c in schemas.load(union).columns]  # built once: py4j calls are not free
+               .cast(schemas.spark_type(c.type).simpleString()).alias(c.name)
+               for c in schemas.load(union).columns]
+    # built once, and cast to the type's name: py4j calls are not free (a cast to a DataType
+    # takes several, to its name one)
 
     def transform(df: DataFrame) -> DataFrame:
         return df.select(*columns)

@@ -415,7 +415,7 @@ def validate_records(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
     parsed = [text.alias("_text"), F.from_json(text, _typed_schema(rules)).alias("_event"),
               F.json_object_keys(text).alias("_keys")]
     event = F.col("_event")
-    typed = [_typed(c, event).cast(schemas.spark_type(c.type)).alias(c.name)
+    typed = [_typed(c, event).cast(schemas.spark_type(c.type).simpleString()).alias(c.name)
              for c in rules.columns]
     accepted = _accepted(rules).alias("is_accepted")
 
