@@ -23,6 +23,9 @@ from pyspark.sql import functions as F
 from speed.landed_ids import HASH_COLUMNS
 
 DUPLICATE_PREFIX = "duplicate:"
+# how a duplicate's reason ends: `duplicate: <id column> <id> <one of these>`
+WAS_LANDED = "was already landed"
+REPEATS = "repeats an earlier record of this micro-batch"
 
 
 DUPLICATES_SCHEMA = "partition int, offset long, duplicate_reason string"
@@ -50,9 +53,8 @@ def duplicate_records(landed_ids: DataFrame, id_column: str = "transaction_id"
                        F.max(F.col("position").isNull()).alias("was_landed")))
         positions, was_landed = F.col("positions"), F.col("was_landed")
         tid = F.col(id_column)
-        reason = F.concat(F.lit(f"{DUPLICATE_PREFIX} {id_column} "), tid, F.when(
-            was_landed, F.lit(" was already landed")).otherwise(
-            F.lit(" repeats an earlier record of this micro-batch")))
+        reason = F.concat(F.lit(f"{DUPLICATE_PREFIX} {id_column} "), tid, F.lit(" "),
+                          F.when(was_landed, F.lit(WAS_LANDED)).otherwise(F.lit(REPEATS)))
         duplicates = F.when(was_landed, positions).otherwise(
             F.slice(positions, 2, F.size(positions)))
         return (groups.where(was_landed | (F.size(positions) > 1))
@@ -91,8 +93,8 @@ def duplicates_in_driver(accepted: pa.Table, was_landed: np.ndarray, landed: pa.
     row = np.empty(len(order), dtype=np.int64)
     row[by_position] = landed_by_position
     ids = landed.column(id_column).take(pa.array(row[found])).to_pylist()
-    return [{"partition": p, "offset": o, "duplicate_reason": f"{DUPLICATE_PREFIX} {id_column} {i} "
-             + ("was already landed" if w else "repeats an earlier record of this micro-batch")}
+    return [{"partition": p, "offset": o, "duplicate_reason":
+             f"{DUPLICATE_PREFIX} {id_column} {i} {WAS_LANDED if w else REPEATS}"}
             for p, o, i, w in zip(partition[found].tolist(), offset[found].tolist(), ids,
                                   was_landed[found].tolist(), strict=True)]
 
