@@ -57,11 +57,8 @@ def test_the_young_generation_is_768_mib_or_a_quarter_of_a_smaller_heap():
 def test_the_factory_refuses_a_java_spark_cannot_start_on_before_launching_it(
         tmp_path, monkeypatch, base_settings):
     from lambdalake.spark import create_spark_session
+    from tests.lambdalake.test_jvm import fake_jdk
 
-    jdk = tmp_path / "jdk"
-    (jdk / "bin").mkdir(parents=True)
-    (jdk / "bin" / "java").write_text("")
-    (jdk / "release").write_text('JAVA_VERSION="25.0.3"\n')
-    monkeypatch.setenv("JAVA_HOME", str(jdk))
+    monkeypatch.setenv("JAVA_HOME", str(fake_jdk(tmp_path / "jdk", "25.0.3")))
     with pytest.raises(LambdalakeError, match="is Java 25"):
         create_spark_session(base_settings, "never-started")
