@@ -124,12 +124,8 @@ def _warm_up(settings: Settings) -> None:
         settings = settings.replace(lake={"root": f"{root}/lake"},
                                     checkpoint={"root": f"{root}/checkpoints"})
         spark = create_spark_session(settings, "lambdalake-class-archive")
-        landing = TOLLS.names.landing
-        for start in ("new lake", "with an event"):
-            if start == "with an event":  # the tables created by delta-rs hold no event yet
-                schema = schemas.spark_schema(landing)
-                lake.write_tagged(spark.createDataFrame([_sample_row(schema)], schema),
-                                  lake.table_path(settings, landing), "append", "warm-up")
+
+        def start() -> None:
             processor = StreamProcessor(TOLLS, spark, settings, f"{root}/checkpoints/x",
                                         StreamTotals())
             try:
@@ -137,6 +133,12 @@ def _warm_up(settings: Settings) -> None:
                 processor.prepare(dt.datetime.now(dt.timezone.utc))
             finally:
                 processor.close()
+
+        start()  # a new lake: tables by delta-rs, no event yet
+        landing, schema = TOLLS.names.landing, schemas.spark_schema(TOLLS.names.landing)
+        lake.write_tagged(spark.createDataFrame([_sample_row(schema)], schema),
+                          lake.table_path(settings, landing), "append", "warm-up")
+        start()  # a lake with an event: its state read by Spark
         gateway = spark.sparkContext._gateway
         spark.stop()
         # the JVM writes the archive as it exits: close its stdin (it exits) and wait for it
