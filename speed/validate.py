@@ -15,8 +15,9 @@ reference table's values; timestamps ISO-8601 with an offset, not too far in the
 past; the record's key equal to its `record_key` field. The domain adds what depends on settings
 or reference data (a bound from a setting, the known values).
 
-Validation is one lean pass: the JSON is parsed once with the spec's types (`from_json`) and its
-keys listed once (`json_object_keys`); a handful of cheap comparisons decide. They accept exactly
+Validation is one lean pass: the JSON is parsed once with the spec's types (`from_json`), its
+keys told from its text for the common record (a second parse listing them, `json_object_keys`,
+only for the others); a handful of cheap comparisons decide. They accept exactly
 the records for which `rejection_reason` finds nothing (a test holds the two together), so the
 reasons, a second all-text parse and some thirty checks, are worked out for rejected records
 only, when they are written to quarantine. That also keeps the plans of the landing and speed
@@ -354,22 +355,48 @@ def _column_ok(rules: EventRules, column: schemas.ColumnSpec, event: Column) -> 
     return ok if column.required else value.isNull() | ok
 
 
+# JSON's whitespace, which may stand between a key and its colon
+_JSON_WHITESPACE = (" ", "\t", "\n", "\r")
+
+
+def _keys_told_by_text(rules: EventRules, event: Column) -> Column:
+    """Whether the record's keys are exactly the spec's, each once, as the text alone tells
+    (no second parse), for the common record: one whose typed parse (`event`) has every field
+    non-null and whose text has no backslash, no single quote and no whitespace before a
+    colon, and holds the two characters `":` exactly once per spec field.
+
+    Such a text's strings are all double-quoted with no escape, so every key, at any depth,
+    ends in `":` (Jackson allows only whitespace between a key and its colon), and `":`
+    elsewhere (a string beginning with a colon) only adds to the count. Every field non-null
+    puts each of the spec's names among the object's top-level keys; with `":` counted once per
+    field there is then no other key, no repeated one and no nested object. False for any other
+    record, which the key listing then decides."""
+    text = F.col("_text")
+    marks = F.octet_length(text) - F.octet_length(F.replace(text, F.lit('":'), F.lit("")))
+    plain = _all([~text.contains(c) for c in ("\\", "'")]
+                 + [~text.contains(f"{space}:") for space in _JSON_WHITESPACE])
+    present = _all([event[c.name].isNotNull() for c in rules.columns])
+    return plain & (marks == 2 * len(rules.columns)) & present
+
+
 def _accepted(rules: EventRules) -> Column:
     """Whether a record is a good event: exactly when `with_rejection_reason` finds nothing.
 
     Cheap on purpose (no regex over the whole message): valid UTF-8, every field typed and
-    good, exactly the spec's number of keys and every optional field's key among them (a
-    required field is there when it is not null), so no extra, missing or repeated field; the
-    record key is the record's id (when required).
+    good, the keys exactly the spec's, each once (told by the text for the common record,
+    `_keys_told_by_text`, else by listing them: a second JSON parse, which is most of the cost
+    of validation when every record pays it); the record key is the record's id (when
+    required).
     """
     event, value = F.col("_event"), F.col("value")
+    names = sorted(c.name for c in rules.columns)
+    keys_listed = (F.array_sort(F.json_object_keys(F.col("_text")))
+                   == F.array(*[F.lit(name) for name in names]))
     checks = [
         value.isNotNull(), F.length(value).between(1, rules.settings.max_message_bytes),
         F.encode(F.col("_text"), "UTF-8") == value,  # decode() replaces invalid UTF-8
-        F.size(F.col("_keys")) == len(rules.columns),
-        # an optional field may be null but must be there: the key count alone would let a
-        # missing optional field and an extra one pass together
-        *[F.array_contains(F.col("_keys"), c.name) for c in rules.columns if not c.required],
+        # evaluated lazily: the listing only for the records the text cannot tell
+        F.when(_keys_told_by_text(rules, event), F.lit(True)).otherwise(keys_listed),
         # field names written plainly, so the JSON-string checks can find them (an escaped
         # name needs a backslash, and most records have none): one scan for every plain name.
         # Kept small on purpose: with a check per name the whole validation took twice as
@@ -412,8 +439,7 @@ def validate_records(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
     again, and building expressions through py4j is not free.
     """
     text = _utf8_text()
-    parsed = [text.alias("_text"), F.from_json(text, _typed_schema(rules)).alias("_event"),
-              F.json_object_keys(text).alias("_keys")]
+    parsed = [text.alias("_text"), F.from_json(text, _typed_schema(rules)).alias("_event")]
     event = F.col("_event")
     typed = [_typed(c, event).cast(schemas.spark_type(c.type).simpleString()).alias(c.name)
              for c in rules.columns]

@@ -160,6 +160,26 @@ def test_acceptance_is_exactly_no_reason_found(spark):
     assert sum(r is None for r in got) > 150
 
 
+def test_keys_the_text_cannot_tell_are_listed(spark):
+    # a common record's keys are told from its text (`":` once per field); these are records
+    # where that count would mislead, so the keys must be listed (and acceptance still agree)
+    extra = payload(extra=1)
+    got = reasons(spark,
+                  extra.replace(b'"lane"', b"'lane'"),  # a single-quoted key is not counted
+                  extra.replace(b'"lane":', b'"lane" :'),  # nor one spaced from its colon
+                  extra.replace(b'"lane":', b'"lane"\t:'),
+                  extra.replace(b'"lane":', b'"lane"\r\n:'),
+                  payload().replace(b'"lane"', b'"LANE"').replace(b"}", b', "lane": 3}'),
+                  payload().replace(b"}", b', "lane": 3}'),  # a repeated key
+                  payload(plate=":AB1"),  # counted twice: listed, and good
+                  payload(plate="AB'1"), keys=[b"t-1"] * 8)
+    assert got[0] == "field name(s) written with escapes: lane"  # not plain text, at least
+    assert got[1:4] == ["unexpected field(s): extra"] * 3
+    assert got[4] == "unexpected field(s): LANE"
+    assert got[5] == "duplicate field name(s)"
+    assert got[6:] == [None, None]
+
+
 def test_field_names_must_be_written_without_escapes(spark):
     # the checks that tell a JSON string from a number find a field by its name's text, so a
     # name written with escapes (valid JSON) is rejected for that alone, whatever its value
