@@ -361,22 +361,33 @@ _JSON_WHITESPACE = (" ", "\t", "\n", "\r")
 
 def _keys_told_by_text(rules: EventRules, event: Column) -> Column:
     """Whether the record's keys are exactly the spec's, each once, as the text alone tells
-    (no second parse), for the common record: one whose typed parse (`event`) has every field
-    non-null and whose text has no backslash, no single quote and no whitespace before a
-    colon, and holds the two characters `":` exactly once per spec field.
+    (no second parse), for the common record: one whose text has no backslash, no single quote
+    and no whitespace before a colon, and holds the two characters `":` exactly once per spec
+    field, and whose typed parse (`event`) has every required field non-null.
 
     Such a text's strings are all double-quoted with no escape, so every key, at any depth,
     ends in `":` (Jackson allows only whitespace between a key and its colon), and `":`
-    elsewhere (a string beginning with a colon) only adds to the count. Every field non-null
-    puts each of the spec's names among the object's top-level keys; with `":` counted once per
-    field there is then no other key, no repeated one and no nested object. False for any other
-    record, which the key listing then decides."""
+    elsewhere (a string beginning with a colon) only adds to the count. A non-null field puts
+    its name among the object's top-level keys. An optional field read as null must have its
+    key found in the text (`"name":`), and the object then be the whole text with no other `}`
+    than its last byte (nothing nested, nothing after it), so that key is one of the object's
+    own. With every spec name a top-level key and `":` counted once per field there is no other
+    key, no repeated one and no nested object. False for any other record, which the key
+    listing then decides."""
     text = F.col("_text")
     marks = F.octet_length(text) - F.octet_length(F.replace(text, F.lit('":'), F.lit("")))
     plain = _all([~text.contains(c) for c in ("\\", "'")]
                  + [~text.contains(f"{space}:") for space in _JSON_WHITESPACE])
-    present = _all([event[c.name].isNotNull() for c in rules.columns])
-    return plain & (marks == 2 * len(rules.columns)) & present
+    told = plain & (marks == 2 * len(rules.columns))
+    told &= _all([event[c.name].isNotNull() for c in rules.columns if c.required])
+    optional = [event[c.name].isNotNull() for c in rules.columns if not c.required]
+    if not optional:
+        return told
+    only_object = (F.octet_length(F.substring_index(text, "}", 1))
+                   == F.octet_length(text) - 1)  # its first `}` is its last byte
+    keys_found = _all([event[c.name].isNotNull() | text.contains(f'"{c.name}":')
+                       for c in rules.columns if not c.required])
+    return told & (_all(optional) | (keys_found & only_object))
 
 
 def _accepted(rules: EventRules) -> Column:

@@ -39,6 +39,17 @@ def test_optional_fields_may_be_null_but_must_be_there(spark):
                    "unexpected field(s): scroll_depth; missing field user_id"]
 
 
+def test_an_optional_key_is_one_of_the_object_s_own(spark):
+    # an optional field read as null is taken as there from its key's text only when that text
+    # is the object's own: not after the object (which the parse ignores), not nested
+    after = view(user_id=...) + b' "user_id": null}'
+    got = outcome(spark, after, view(referrer=None, user_id=None), view(referrer="a}b"),
+                  view(user_id=..., referrer=...) + b'"user_id": null, "referrer": null}',
+                  keys=[b"e-1"] * 4)
+    assert got == ["missing field user_id", None, None,
+                   "missing field user_id; missing field referrer"]
+
+
 @pytest.mark.parametrize(("value", "reason"), [
     (view(device="tv"), "unsupported device: tv"),
     (view(article_id="A" * 65), "field article_id is too long: 65 characters (limit 64)"),
