@@ -172,12 +172,15 @@ def test_keys_the_text_cannot_tell_are_listed(spark):
                   payload().replace(b'"lane"', b'"LANE"').replace(b"}", b', "lane": 3}'),
                   payload().replace(b"}", b', "lane": 3}'),  # a repeated key
                   payload(plate=":AB1"),  # counted twice: listed, and good
-                  payload(plate="AB'1"), keys=[b"t-1"] * 8)
+                  payload(plate="AB'1"),
+                  payload().replace(b'"lane"', b'"LANE"'),  # the typed parse is case-sensitive
+                  keys=[b"t-1"] * 9)
     assert got[0] == "field name(s) written with escapes: lane"  # not plain text, at least
     assert got[1:4] == ["unexpected field(s): extra"] * 3
     assert got[4] == "unexpected field(s): LANE"
     assert got[5] == "duplicate field name(s)"
-    assert got[6:] == [None, None]
+    assert got[6:8] == [None, None]
+    assert got[8] == "unexpected field(s): LANE; missing field lane"
 
 
 def test_field_names_must_be_written_without_escapes(spark):
