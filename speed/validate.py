@@ -380,14 +380,13 @@ def _keys_told_by_text(rules: EventRules, event: Column) -> Column:
                  + [~text.contains(f"{space}:") for space in _JSON_WHITESPACE])
     told = plain & (marks == 2 * len(rules.columns))
     told &= _all([event[c.name].isNotNull() for c in rules.columns if c.required])
-    optional = [event[c.name].isNotNull() for c in rules.columns if not c.required]
+    optional = {c.name: event[c.name].isNotNull() for c in rules.columns if not c.required}
     if not optional:
         return told
     only_object = (F.octet_length(F.substring_index(text, "}", 1))
                    == F.octet_length(text) - 1)  # its first `}` is its last byte
-    keys_found = _all([event[c.name].isNotNull() | text.contains(f'"{c.name}":')
-                       for c in rules.columns if not c.required])
-    return told & (_all(optional) | (keys_found & only_object))
+    keys_found = _all([read | text.contains(f'"{name}":') for name, read in optional.items()])
+    return told & (_all(list(optional.values())) | (keys_found & only_object))
 
 
 def _accepted(rules: EventRules) -> Column:
