@@ -56,7 +56,16 @@ DRIVER_GC = "-XX:+UseParallelGC"
 # this, for 300,000 cached records) and the tolls domain's sat 134 bytes under it, so any check
 # added to a spec could halve the job's speed. With this such a method is compiled like any other
 # (BENCHMARKS.md, 2026-12-03, session 32). On a cluster, give it to the executors too (README).
-DRIVER_JIT = "-XX:-DontCompileHugeMethods"
+#
+# Its second compiler (C2) compiles a method once it has run 5,000 times or looped 40,000 times
+# (HotSpot's defaults); in a cold run it then compiles a great deal of Spark's, Kafka's and
+# Jackson's machinery that runs warm enough to pass those counts but not hot enough to repay the
+# compilation, on the same two cores as the tasks. Four times those counts keep C2 to the hot
+# code: in a 1M-event run, C2's CPU time 6.0-6.5 s instead of 8.2-8.8 s, the tasks' unchanged,
+# the run 17.9-18.6 s instead of 19.1-20.2 s (BENCHMARKS.md, 2026-12-04, session 38).
+DRIVER_JIT = ("-XX:-DontCompileHugeMethods -XX:Tier4InvocationThreshold=20000 "
+              "-XX:Tier4MinInvocationThreshold=2400 -XX:Tier4CompileThreshold=60000 "
+              "-XX:Tier4BackEdgeThreshold=160000")
 
 # The local driver's young generation: at most this many MiB (a quarter of the heap when that is
 # less). Left to the parallel collector's own sizing it grew to 1.2 GB within the first

@@ -1,9 +1,11 @@
 """The SparkSession factory: what the driver JVM it starts runs with."""
 
+import re
+
 import pytest
 
 from lambdalake.errors import LambdalakeError
-from lambdalake.spark import DRIVER_YOUNG_MAX_MIB, driver_young_option, memory_mib
+from lambdalake.spark import DRIVER_JIT, DRIVER_YOUNG_MAX_MIB, driver_young_option, memory_mib
 
 
 def _vm_option(spark, name: str) -> str:
@@ -25,6 +27,13 @@ def test_the_local_driver_compiles_huge_methods(spark):
     # the factory's DRIVER_JIT reached the JVM: a generated method over 8,000 bytes of bytecode
     # (a domain's validation) is compiled, not interpreted
     assert _vm_option(spark, "DontCompileHugeMethods") == "false"
+
+
+def test_the_local_driver_keeps_its_second_compiler_to_hot_code(spark):
+    # the factory's C2 thresholds reached the JVM (HotSpot's defaults are a quarter of them)
+    thresholds = dict(re.findall(r"-XX:(Tier4\w+)=(\d+)", DRIVER_JIT))
+    assert len(thresholds) == 4, DRIVER_JIT
+    assert {name: _vm_option(spark, name) for name in thresholds} == thresholds
 
 
 def test_the_local_driver_caps_its_young_generation(spark, base_settings):
