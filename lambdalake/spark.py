@@ -62,7 +62,8 @@ DRIVER_GC = "-XX:+UseParallelGC"
 # Jackson's machinery that runs warm enough to pass those counts but not hot enough to repay the
 # compilation, on the same two cores as the tasks. Four times those counts keep C2 to the hot
 # code: in a 1M-event run, C2's CPU time 6.0-6.5 s instead of 8.2-8.8 s, the tasks' unchanged,
-# the run 17.9-18.6 s instead of 19.1-20.2 s (BENCHMARKS.md, 2026-12-04, session 38).
+# the run 17.8-18.6 s instead of 18.1-20.2 s over eight pairs alternated, small micro-batches and
+# freshness unchanged (BENCHMARKS.md, 2026-12-04, session 38).
 DRIVER_JIT = ("-XX:-DontCompileHugeMethods -XX:Tier4InvocationThreshold=20000 "
               "-XX:Tier4MinInvocationThreshold=2400 -XX:Tier4CompileThreshold=60000 "
               "-XX:Tier4BackEdgeThreshold=160000")
